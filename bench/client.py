@@ -1,0 +1,535 @@
+"""The one client used against every server, and the measurements it makes.
+
+Every measurement is an ``async`` function ``(server, params) -> {metric: value}`` that
+opens its own connections (websockets asyncio client, no compression, no size limit, no
+keepalive pings) and raises on any failure: ``NotSupported`` for a feature the server
+does not have (reported as n/a), anything else is reported as "fails".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import statistics
+import struct
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy
+import orjson
+import websockets
+from servers import Server
+from websockets.asyncio.client import connect
+from websockets.client import ClientProtocol
+from websockets.frames import Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+perf = time.perf_counter
+
+
+class NotSupported(Exception):
+    """The server lacks the feature this measurement needs (reported as n/a)."""
+
+
+class CommandError(Exception):
+    """The server answered with an error reply."""
+
+
+@dataclass(frozen=True)
+class Params:
+    seq_n: int = 5000
+    pipe_n: int = 20_000
+    pipe_reps: int = 3
+    pipe_warmup: int = 2000
+    conc_clients: int = 8
+    conc_n: int = 2000
+    payload_bytes: int = 2_000_000
+    payload_reps: int = 5
+    arange_n: int = 1_000_000
+    array_reps: int = 5
+    sleep_s: float = 1.0
+    startup_reps: int = 5
+    mem_total: int = 100_000
+    mem_batch: int = 5000
+    timeout_s: float = 90.0
+
+
+FULL = Params()
+# liaison-py 1.0.1 handles ~1,000 messages/s: smaller counts keep the run short
+BASELINE_FULL = replace(
+    FULL,
+    seq_n=2000,
+    pipe_n=5000,
+    pipe_reps=1,
+    pipe_warmup=500,
+    conc_n=500,
+    mem_total=20_000,
+    mem_batch=2000,
+)
+QUICK = Params(
+    seq_n=300,
+    pipe_n=2000,
+    pipe_reps=1,
+    conc_n=150,
+    payload_reps=1,
+    arange_n=100_000,
+    array_reps=1,
+    sleep_s=0.5,
+    startup_reps=2,
+    mem_total=10_000,
+    mem_batch=2000,
+    timeout_s=30.0,
+    pipe_warmup=500,
+)
+BASELINE_QUICK = replace(
+    QUICK, seq_n=200, pipe_n=1000, pipe_warmup=200, conc_n=100, mem_total=4000, mem_batch=1000
+)
+
+
+def params_for(server_key: str, quick: bool) -> Params:
+    if server_key == "baseline":
+        return BASELINE_QUICK if quick else BASELINE_FULL
+    return QUICK if quick else FULL
+
+
+COUNT_WORDS = {
+    "seq_n": "{:,} sequential round trips",
+    "pipe_n": "{:,} in flight",
+    "pipe_reps": "{} repetition(s)",
+    "conc_n": "{:,} pings per client",
+    "mem_total": "{:,} messages",
+    "mem_batch": "batches of {:,}",
+}
+
+# A no-op that goes through the ordinary (ordered) command path of every server.
+NOOP = ("run", ["builtins:abs", -1])
+PING = ("ping", [])
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    k = (len(s) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+class Client:
+    def __init__(self, ws: Any, dialect: str):
+        self.ws = ws
+        self.dialect = dialect  # server key: "liaison", "floor" or "baseline"
+        self.next_id = 0
+
+    @classmethod
+    async def open(cls, server: Server) -> Client:
+        ws = await connect(
+            server.uri,
+            compression=None,
+            max_size=None,
+            max_queue=None,
+            ping_interval=None,
+            proxy=None,
+            open_timeout=10,
+            close_timeout=2,
+        )
+        return cls(ws, server.spec.key)
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+    def encode(
+        self, command: str, args: list | None = None, kwargs: dict | None = None, **extra: Any
+    ) -> bytes:
+        self.next_id += 1
+        cmd: dict[str, Any] = {"command": command}
+        if args:
+            cmd["args"] = args
+        if kwargs:
+            cmd["kwargs"] = kwargs
+        return orjson.dumps({"command": cmd, "id": self.next_id, **extra})
+
+    async def send(self, raw: bytes) -> None:
+        await self.ws.send(raw, text=True)
+
+    async def recv(self) -> dict:
+        data = await self.ws.recv(decode=False)
+        if isinstance(data, bytes) and data[:1] != b"{":
+            return decode_binary(data)
+        return orjson.loads(data)
+
+    async def call(
+        self, command: str, args: list | None = None, kwargs: dict | None = None, **extra: Any
+    ) -> Any:
+        await self.send(self.encode(command, args, kwargs, **extra))
+        return result_of(await self.recv())
+
+
+def reply_id(reply: dict) -> Any:
+    if "id" in reply:
+        return reply["id"]
+    evt = reply.get("evt")
+    return evt.get("id") if isinstance(evt, dict) else None
+
+
+def result_of(reply: dict) -> Any:
+    if "response" in reply:
+        return reply["response"]
+    exc = reply.get("exception")
+    if exc:
+        raise CommandError(f"{exc.get('type')}: {exc.get('message')}")
+    err = reply.get("error")
+    if isinstance(err, list) and err:
+        raise CommandError(str(err[-1]).strip())
+    raise CommandError(f"unexpected reply {str(reply)[:200]}")
+
+
+def decode_binary(frame: bytes) -> dict:
+    """Decode a binary reply frame (docs/protocol.md, "Binary frames")."""
+    (length,) = struct.unpack_from("<I", frame, 0)
+    reply = orjson.loads(memoryview(frame)[4 : 4 + length])
+    buffers = reply.get("buffers", [])
+
+    def fill(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            if "$buffer" in obj:
+                offset, nbytes = buffers[obj["$buffer"]]
+                if obj.get("dtype") == "bytes":
+                    return frame[offset : offset + nbytes]
+                dtype = numpy.dtype(obj["dtype"]).newbyteorder("<")
+                arr = numpy.frombuffer(
+                    frame, dtype=dtype, count=nbytes // dtype.itemsize, offset=offset
+                )
+                return arr.reshape(obj.get("shape", [-1]))
+            return {k: fill(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [fill(v) for v in obj]
+        return obj
+
+    if "response" in reply:
+        reply["response"] = fill(reply["response"])
+    reply["$binary"] = True
+    return reply
+
+
+async def check_ping(c: Client) -> None:
+    r = await c.call("ping")
+    if r != "pong":
+        raise CommandError(f"ping answered {r!r}")
+
+
+# --- measurements ------------------------------------------------------------------------
+
+
+async def m_sequential(server: Server, p: Params) -> dict[str, float]:
+    """Sequential round trips: ping, then a no-op `run` through the command path."""
+    c = await Client.open(server)
+    try:
+        out = {}
+        for key, (cmd, args) in (("ping", PING), ("run", NOOP)):
+            raws = [c.encode(cmd, args) for _ in range(p.seq_n + 100)]
+            times = []
+            for i, raw in enumerate(raws):
+                t0 = perf()
+                await c.send(raw)
+                reply = await c.recv()
+                t1 = perf()
+                result_of(reply)
+                if i >= 100:  # first 100 are warm-up
+                    times.append(t1 - t0)
+            out[f"seq_{key}_median_us"] = statistics.median(times) * 1e6
+            out[f"seq_{key}_p99_us"] = percentile(times, 0.99) * 1e6
+        return out
+    finally:
+        await c.close()
+
+
+class LeanClient:
+    """A blocking client for the pipelined firehose: the websockets sans-I/O protocol
+    (``websockets.client.ClientProtocol``) over a plain socket, one thread sending the
+    pre-framed messages while the caller reads. The asyncio client costs ~20 µs of client
+    CPU per message, more than the floor server spends, so with it the pipelined test
+    would measure the client; this one costs about half that."""
+
+    def __init__(self, server: Server, timeout: float):
+        self.uri = parse_uri(server.uri)
+        self.proto = ClientProtocol(self.uri, max_size=None)
+        self.sock = socket.create_connection((self.uri.host, self.uri.port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.proto.send_request(self.proto.connect())
+        self._flush()
+        while True:
+            self._feed()
+            events = self.proto.events_received()
+            if events:
+                if not isinstance(events[0], Response) or events[0].status_code != 101:
+                    raise CommandError(f"handshake failed: {events[0]}")
+                break
+        self.next_id = 0
+
+    def _flush(self) -> None:
+        self.sock.sendall(b"".join(self.proto.data_to_send()))
+
+    def _feed(self) -> None:
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise CommandError("connection closed by the server")
+        self.proto.receive_data(data)
+
+    def frames(self, messages: list[bytes]) -> bytes:
+        for m in messages:
+            self.proto.send_text(m)
+        return b"".join(self.proto.data_to_send())
+
+    def pipelined(self, wire: bytes, n: int) -> tuple[float, dict | None, int]:
+        """Write `wire` (n framed messages) from a thread while reading n replies.
+        Returns (seconds, last reply, number of error replies)."""
+        failure: list[BaseException] = []
+
+        def sender() -> None:
+            try:
+                self.sock.sendall(wire)
+            except BaseException as err:  # reported below
+                failure.append(err)
+
+        t0 = perf()
+        thread = threading.Thread(target=sender, daemon=True)
+        thread.start()
+        got = errors = 0
+        last = None
+        while got < n:
+            self._feed()
+            for frame in self.proto.events_received():
+                if frame.opcode is Opcode.TEXT:
+                    last = orjson.loads(frame.data)
+                    got += 1
+                    if "response" not in last:
+                        errors += 1
+                elif frame.opcode is Opcode.CLOSE:
+                    raise CommandError(f"server closed the connection: {frame.data!r}")
+        t1 = perf()
+        thread.join()
+        if failure:
+            raise CommandError(f"sending failed: {short_err(failure[0])}")
+        return t1 - t0, last, errors
+
+    def close(self) -> None:
+        try:
+            self.proto.send_close()
+            self._flush()
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def short_err(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+def _pipelined(c: LeanClient, server: Server, cmd: str, args: list, n: int) -> tuple[float, float]:
+    """Send n messages, then read n replies. Returns (wall s, server CPU s)."""
+    first_id = c.next_id + 1
+    messages = []
+    for i in range(first_id, first_id + n):
+        command: dict[str, Any] = {"command": cmd}
+        if args:
+            command["args"] = args
+        messages.append(orjson.dumps({"command": command, "id": i}))
+    c.next_id += n
+    wire = c.frames(messages)
+    cpu0 = server.cpu_seconds()
+    wall, last, errors = c.pipelined(wire, n)
+    cpu1 = server.cpu_seconds()
+    if errors:
+        raise CommandError(
+            f"{errors} of {n} pipelined {cmd} replies were errors, e.g. {str(last)[:200]}"
+        )
+    if cmd != "ping" and reply_id(last) != first_id + n - 1:
+        raise CommandError(f"last reply has id {reply_id(last)}, expected {first_id + n - 1}")
+    return wall, cpu1 - cpu0
+
+
+async def m_pipelined(server: Server, p: Params) -> dict[str, float]:
+    """p.pipe_n messages in flight (send all, then read all), p.pipe_reps times each,
+    for ping and for the no-op run; server CPU from /proc over the same window."""
+    c = LeanClient(server, p.timeout_s)
+    try:
+        out = {}
+        for key, (cmd, args) in (("ping", PING), ("run", NOOP)):
+            _pipelined(c, server, cmd, args, min(p.pipe_warmup, p.pipe_n))
+            walls, cpus = [], []
+            for _ in range(p.pipe_reps):
+                wall, cpu = _pipelined(c, server, cmd, args, p.pipe_n)
+                walls.append(wall)
+                cpus.append(cpu)
+            out[f"pipe_{key}_rate"] = p.pipe_n / statistics.median(walls)
+            out[f"cpu_per_{key}_us"] = sum(cpus) / (p.pipe_n * p.pipe_reps) * 1e6
+            out[f"cpu_busy_{key}_pct"] = sum(cpus) / sum(walls) * 100
+        return out
+    finally:
+        c.close()
+
+
+async def m_concurrent(server: Server, p: Params) -> dict[str, float]:
+    """p.conc_clients connections, each p.conc_n sequential pings, all at once."""
+    clients = [await Client.open(server) for _ in range(p.conc_clients)]
+    try:
+        for c in clients:
+            await check_ping(c)
+        raws = [[c.encode("ping") for _ in range(p.conc_n)] for c in clients]
+
+        async def one(c: Client, mine: list[bytes]) -> None:
+            for raw in mine:
+                await c.send(raw)
+                result_of(await c.recv())
+
+        t0 = perf()
+        await asyncio.gather(*(one(c, r) for c, r in zip(clients, raws, strict=True)))
+        wall = perf() - t0
+        # all clients stay connected until every one is done (liaison-py 1.0.1 stops
+        # serving everyone when one client disconnects)
+        return {"conc_rate": p.conc_clients * p.conc_n / wall}
+    finally:
+        for c in clients:
+            await c.close()
+
+
+async def m_payload(server: Server, p: Params) -> dict[str, float]:
+    """A p.payload_bytes string through an identity function (`run copy:copy s`)."""
+    c = await Client.open(server)
+    try:
+        await check_ping(c)
+        payload = (b"0123456789abcdef" * (p.payload_bytes // 16 + 1))[: p.payload_bytes].decode()
+        times = []
+        for _ in range(p.payload_reps):
+            raw = c.encode("run", ["copy:copy", payload])
+            t0 = perf()
+            await c.send(raw)
+            reply = await c.recv()
+            t1 = perf()
+            r = result_of(reply)
+            if r != payload:
+                raise CommandError(
+                    f"payload came back changed ({type(r).__name__}, "
+                    f"{len(r) if hasattr(r, '__len__') else '?'} long)"
+                )
+            times.append(t1 - t0)
+        return {"payload_ms": statistics.median(times) * 1e3}
+    except websockets.ConnectionClosed as err:
+        raise CommandError(f"connection closed: {err}") from None
+    finally:
+        await c.close()
+
+
+async def _array(c: Client, n: int, dtype: str, binary: bool) -> tuple[float, Any]:
+    """Ask for numpy.arange(n, dtype=dtype); returns (seconds, decoded result)."""
+    extra = {"binary": True} if binary else {}
+    t0 = perf()
+    if c.dialect == "baseline":
+        # liaison-py 1.0.1 str()s numpy arrays: make the array, then ask for its .tolist()
+        await c.call("init", ["bench_arr", "numpy:arange", n], {"dtype": dtype})
+        await c.send(c.encode("run", ["bench_arr.tolist"], **extra))
+    else:
+        await c.send(c.encode("run", ["numpy:arange", n], {"dtype": dtype}, **extra))
+    reply = await c.recv()
+    t1 = perf()
+    if binary and not reply.get("$binary"):
+        raise NotSupported("answers binary:true with a text frame")
+    return t1 - t0, result_of(reply)
+
+
+def _check_array(r: Any, n: int) -> None:
+    if len(r) != n or r[-1] != n - 1 or r[1] != 1:
+        raise CommandError(f"array came back wrong: {type(r).__name__} of {len(r)}")
+
+
+async def m_arrays(server: Server, p: Params) -> dict[str, Any]:
+    """numpy.arange(p.arange_n) as JSON and as a binary frame, int64 and float64."""
+    c = await Client.open(server)
+    out: dict[str, Any] = {}
+    try:
+        await _array(c, 10, "int64", False)  # warm-up (imports numpy in the server)
+        nbytes = p.arange_n * 8
+        for binary in (False, True):
+            suffix = "bin" if binary else "json"
+            for dtype in ("int64", "float64"):
+                times = []
+                try:
+                    for _ in range(p.array_reps):
+                        t, r = await _array(c, p.arange_n, dtype, binary)
+                        _check_array(r, p.arange_n)
+                        times.append(t)
+                except NotSupported as err:
+                    # JSON rows keep their values; the binary rows become n/a
+                    out[f"arange_{suffix}_ms"] = out[f"f64_{suffix}_mbs"] = err
+                    return out
+                med = statistics.median(times)
+                if dtype == "int64":
+                    out[f"arange_{suffix}_ms"] = med * 1e3
+                else:
+                    out[f"f64_{suffix}_mbs"] = nbytes / med / 1e6
+        return out
+    finally:
+        await c.close()
+
+
+async def m_ping_during_command(server: Server, p: Params) -> dict[str, float]:
+    """Connection A runs time.sleep(p.sleep_s); connection B pings every 50 ms meanwhile."""
+    a = await Client.open(server)
+    b = await Client.open(server)
+    try:
+        await check_ping(a)
+        await check_ping(b)
+        await a.call("run", ["time:sleep", 0])
+        await a.send(a.encode("run", ["time:sleep", p.sleep_s]))
+        t_start = perf()
+        a_reply = asyncio.create_task(a.recv())
+        await asyncio.sleep(0.1)
+        lat = []
+        while not a_reply.done() and perf() - t_start < p.sleep_s - 0.05:
+            t0 = perf()
+            await asyncio.wait_for(check_ping(b), p.sleep_s + 10)
+            lat.append(perf() - t0)
+            await asyncio.sleep(0.05)
+        result_of(await asyncio.wait_for(a_reply, p.sleep_s + 10))
+        command_s = perf() - t_start
+        return {
+            "sleep_ping_max_ms": max(lat) * 1e3,
+            "sleep_ping_median_ms": statistics.median(lat) * 1e3,
+            "sleep_pings": len(lat),
+            "sleep_command_ms": command_s * 1e3,
+        }
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def m_memory(server: Server, p: Params) -> dict[str, float]:
+    """RSS before and after p.mem_total messages (half ping, half no-op run), pipelined
+    in batches of p.mem_batch, after a warm-up of two batches."""
+    c = await Client.open(server)
+    try:
+        half = p.mem_batch // 2
+
+        async def batch() -> None:
+            raws = []
+            for _ in range(half):
+                raws.append(c.encode(*PING))
+                raws.append(c.encode(*NOOP))
+            for raw in raws:
+                await c.send(raw)
+            for _ in raws:
+                result_of(await c.recv())
+
+        await batch()
+        await batch()
+        await asyncio.sleep(0.2)
+        before = server.rss_mib()
+        for _ in range(p.mem_total // (2 * half)):
+            await batch()
+        await asyncio.sleep(0.2)
+        after = server.rss_mib()
+        return {"rss_before_mib": before, "rss_after_mib": after, "rss_growth_mib": after - before}
+    finally:
+        await c.close()

@@ -1,0 +1,552 @@
+"""Benchmark liaison against a bare-websockets floor and liaison-py 1.0.1.
+
+    python bench/run.py [--quick] [--skip-baseline] [--output bench/RESULTS.md] [--json FILE]
+
+See bench/README.md for what is measured and how to read the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import client as C
+from servers import (
+    BENCH,
+    Server,
+    ServerError,
+    ServerSpec,
+    ensure_baseline,
+    floor_spec,
+    liaison_spec,
+)
+
+# --- the table's rows --------------------------------------------------------------------
+
+
+@dataclass
+class Metric:
+    key: str
+    label: str
+    unit: str
+    better: str  # "lower" or "higher" (or "" for informational rows)
+    target: str = ""
+    check: Callable[[float, float], bool] | None = None  # (ours, floor) -> met?
+    digits: int = 0
+
+
+def ratio_at_most(limit: float) -> Callable[[float, float], bool]:
+    return lambda ours, floor: ours <= limit * floor
+
+
+def ratio_at_least(limit: float) -> Callable[[float, float], bool]:
+    return lambda ours, floor: ours >= limit * floor
+
+
+def metrics(p: C.Params) -> list[Metric]:
+    mb = p.payload_bytes / 1e6
+    n = p.arange_n
+    f64 = n * 8 / 1e6
+    return [
+        Metric(
+            "seq_ping_median_us",
+            "sequential ping round trip, median",
+            "µs",
+            "lower",
+            "<= 1.2x floor",
+            ratio_at_most(1.2),
+        ),
+        Metric("seq_ping_p99_us", "sequential ping round trip, p99", "µs", "lower"),
+        Metric("seq_run_median_us", "sequential no-op `run` round trip, median", "µs", "lower"),
+        Metric("seq_run_p99_us", "sequential no-op `run` round trip, p99", "µs", "lower"),
+        Metric(
+            "pipe_ping_rate",
+            f"pipelined ping throughput ({p.pipe_n:,} in flight)",
+            "msg/s",
+            "higher",
+            ">= 0.8x floor",
+            ratio_at_least(0.8),
+        ),
+        Metric(
+            "cpu_per_ping_us",
+            "server CPU per pipelined ping",
+            "µs",
+            "lower",
+            "<= 1.5x floor",
+            ratio_at_most(1.5),
+            1,
+        ),
+        Metric("cpu_busy_ping_pct", "server CPU busy during pipelined pings", "%", ""),
+        Metric(
+            "pipe_run_rate",
+            f"pipelined no-op `run` throughput ({p.pipe_n:,} in flight)",
+            "msg/s",
+            "higher",
+        ),
+        Metric("cpu_per_run_us", "server CPU per pipelined no-op `run`", "µs", "lower", digits=1),
+        Metric("cpu_busy_run_pct", "server CPU busy during pipelined `run`s", "%", ""),
+        Metric(
+            "conc_rate",
+            f"{p.conc_clients} concurrent clients x {p.conc_n:,} sequential pings, aggregate",
+            "msg/s",
+            "higher",
+        ),
+        Metric(
+            "payload_ms",
+            f"{mb:g} MB string argument + result round trip",
+            "ms",
+            "lower",
+            "<= 1.0x floor (speed >= floor)",
+            ratio_at_most(1.0),
+            1,
+        ),
+        Metric(
+            "arange_json_ms", f"numpy.arange({n:,}) int64 to client, JSON", "ms", "lower", digits=1
+        ),
+        Metric(
+            "arange_bin_ms",
+            f"numpy.arange({n:,}) int64 to client, binary frame",
+            "ms",
+            "lower",
+            digits=1,
+        ),
+        Metric("f64_json_mbs", f"{f64:g} MB float64 array to client, JSON", "MB/s", "higher"),
+        Metric(
+            "f64_bin_mbs", f"{f64:g} MB float64 array to client, binary frame", "MB/s", "higher"
+        ),
+        Metric(
+            "sleep_ping_max_ms",
+            f"ping during a {p.sleep_s:g} s command, max",
+            "ms",
+            "lower",
+            "< 5 ms",
+            lambda ours, floor: ours < 5,
+            2,
+        ),
+        Metric(
+            "sleep_ping_median_ms",
+            f"ping during a {p.sleep_s:g} s command, median",
+            "ms",
+            "lower",
+            digits=2,
+        ),
+        Metric("sleep_command_ms", f"the {p.sleep_s:g} s command's own round trip", "ms", ""),
+        Metric(
+            "startup_ms",
+            f"start-up, spawn to marker (median of {p.startup_reps})",
+            "ms",
+            "lower",
+            "<= 1.0x floor",
+            ratio_at_most(1.0),
+        ),
+        Metric(
+            "shutdown_ms", f"shutdown, SIGTERM to exit (median of {p.startup_reps})", "ms", "lower"
+        ),
+        Metric("rss_before_mib", "resident memory after warm-up", "MiB", "", digits=1),
+        Metric(
+            "rss_after_mib",
+            f"resident memory after {p.mem_total:,} more messages",
+            "MiB",
+            "",
+            digits=1,
+        ),
+        Metric(
+            "rss_growth_mib",
+            f"resident memory growth over {p.mem_total:,} messages",
+            "MiB",
+            "lower",
+            "flat (<= 2 MiB)",
+            lambda ours, floor: ours <= 2.0,
+            1,
+        ),
+    ]
+
+
+# measurement groups: each runs on a fresh server instance
+# (name, measurement, metrics it yields, the Params fields its counts come from)
+GROUPS: list[tuple[str, Callable[..., Any], list[str], list[str]]] = [
+    (
+        "sequential",
+        C.m_sequential,
+        ["seq_ping_median_us", "seq_ping_p99_us", "seq_run_median_us", "seq_run_p99_us"],
+        ["seq_n"],
+    ),
+    (
+        "pipelined",
+        C.m_pipelined,
+        [
+            "pipe_ping_rate",
+            "cpu_per_ping_us",
+            "cpu_busy_ping_pct",
+            "pipe_run_rate",
+            "cpu_per_run_us",
+            "cpu_busy_run_pct",
+        ],
+        ["pipe_n", "pipe_reps"],
+    ),
+    ("concurrent", C.m_concurrent, ["conc_rate"], ["conc_n"]),
+    ("payload", C.m_payload, ["payload_ms"], []),
+    ("arrays", C.m_arrays, ["arange_json_ms", "arange_bin_ms", "f64_json_mbs", "f64_bin_mbs"], []),
+    (
+        "ping during command",
+        C.m_ping_during_command,
+        ["sleep_ping_max_ms", "sleep_ping_median_ms", "sleep_command_ms"],
+        [],
+    ),
+    (
+        "memory",
+        C.m_memory,
+        ["rss_before_mib", "rss_after_mib", "rss_growth_mib"],
+        ["mem_total", "mem_batch"],
+    ),
+]
+
+
+@dataclass
+class Cell:
+    value: float | None = None
+    status: str = "ok"  # ok | fails | n/a | skipped
+    reason: str = ""
+
+
+@dataclass
+class Results:
+    cells: dict[str, dict[str, Cell]] = field(default_factory=dict)
+
+    def set(self, metric: str, server: str, cell: Cell) -> None:
+        self.cells.setdefault(metric, {})[server] = cell
+
+    def get(self, metric: str, server: str) -> Cell:
+        return self.cells.get(metric, {}).get(server, Cell(status="skipped"))
+
+
+def short(err: BaseException) -> str:
+    text = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    return " ".join(text.split())[:300]
+
+
+def run_group(
+    spec: ServerSpec,
+    fn: Callable[..., Any],
+    keys: list[str],
+    p: C.Params,
+    res: Results,
+    note: str = "",
+) -> None:
+    try:
+        server = Server(spec).start()
+    except ServerError as err:
+        for k in keys:
+            res.set(k, spec.key, Cell(status="fails", reason=f"server did not start: {err}"))
+        return
+    try:
+        values = asyncio.run(asyncio.wait_for(fn(server, p), p.timeout_s))
+        for k in keys:
+            v = values.get(k)
+            if isinstance(v, C.NotSupported):
+                res.set(k, spec.key, Cell(status="n/a", reason=str(v)))
+            elif v is None:
+                res.set(k, spec.key, Cell(status="fails", reason="not measured"))
+            else:
+                res.set(k, spec.key, Cell(float(v), reason=note))
+    except C.NotSupported as err:
+        for k in keys:
+            res.set(k, spec.key, Cell(status="n/a", reason=str(err)))
+    except (Exception, asyncio.TimeoutError) as err:
+        reason = (
+            short(err)
+            if not isinstance(err, (asyncio.TimeoutError, TimeoutError))
+            else f"no answer within {p.timeout_s:g} s"
+        )
+        if not server.alive():
+            reason += (
+                f" (server died: status {server.proc.returncode}; "
+                f"stderr: {server.stderr_tail(300)!r})"
+            )
+        if os.environ.get("BENCH_DEBUG"):
+            traceback.print_exc()
+        for k in keys:
+            res.set(k, spec.key, Cell(status="fails", reason=reason))
+    finally:
+        server.stop()
+
+
+def run_startup(spec: ServerSpec, p: C.Params, res: Results) -> None:
+    ups, downs = [], []
+    try:
+        for _ in range(p.startup_reps):
+            server = Server(spec).start()
+            ups.append(server.startup_s)
+            # one ping proves it is really serving before we stop it
+            asyncio.run(asyncio.wait_for(_ping_once(server), 10))
+            downs.append(server.stop())
+        res.set("startup_ms", spec.key, Cell(statistics.median(ups) * 1e3))
+        if all(math.isfinite(d) for d in downs):
+            res.set("shutdown_ms", spec.key, Cell(statistics.median(downs) * 1e3))
+        else:
+            res.set(
+                "shutdown_ms",
+                spec.key,
+                Cell(status="fails", reason="did not exit within 6 s of SIGTERM"),
+            )
+    except Exception as err:
+        for k in ("startup_ms", "shutdown_ms"):
+            res.set(k, spec.key, Cell(status="fails", reason=short(err)))
+
+
+async def _ping_once(server: Server) -> None:
+    c = await C.Client.open(server)
+    try:
+        await C.check_ping(c)
+    finally:
+        await c.close()
+
+
+# --- the report ------------------------------------------------------------------------
+
+
+def fmt(v: float, digits: int) -> str:
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if digits == 0 and abs(v) < 10:
+        digits = 1
+    return f"{v:,.{digits}f}"
+
+
+def render(p: C.Params, res: Results, servers: list[ServerSpec], header: list[str]) -> str:
+    titles = {"liaison": "liaison", "floor": "floor", "baseline": "liaison-py 1.0.1"}
+    lines = ["# Liaison benchmark results", ""]
+    lines += header
+    lines += [
+        "",
+        "| metric | unit | liaison | floor | liaison-py 1.0.1 | liaison/floor | target | met |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    notes: list[str] = []
+
+    def note(text: str) -> str:
+        if text not in notes:
+            notes.append(text)
+        return f"[{notes.index(text) + 1}]"
+
+    for m in metrics(p):
+        row = [m.label, m.unit]
+        for key in ("liaison", "floor", "baseline"):
+            c = res.get(m.key, key)
+            if c.status == "ok" and c.value is not None:
+                row.append(
+                    fmt(c.value, m.digits)
+                    + (f" {note(f'{titles[key]}: {c.reason}')}" if c.reason else "")
+                )
+            elif c.status == "skipped":
+                row.append("skipped")
+            else:
+                row.append(f"{c.status} {note(f'{titles[key]}: {c.reason}')}")
+        ours, floor = res.get(m.key, "liaison"), res.get(m.key, "floor")
+        both = ours.status == "ok" and floor.status == "ok" and floor.value
+        row.append(f"{ours.value / floor.value:.2f}" if both else "-")
+        row.append(
+            m.target
+            or (
+                "lower is better"
+                if m.better == "lower"
+                else "higher is better"
+                if m.better == "higher"
+                else ""
+            )
+        )
+        if m.check is None:
+            row.append("")
+        elif ours.status != "ok":
+            row.append("no")
+        elif "floor" in m.target:
+            row.append(("yes" if m.check(ours.value, floor.value) else "**no**") if both else "-")
+        else:
+            row.append("yes" if m.check(ours.value, 0.0) else "**no**")
+        lines.append("| " + " | ".join(row) + " |")
+    if notes:
+        lines += ["", "Notes:", ""]
+        lines += [f"{i + 1}. {text}" for i, text in enumerate(notes)]
+    lines += [
+        "",
+        "liaison/floor is the ratio of the two values as shown (for msg/s and MB/s "
+        "higher is better, for times and CPU lower is better). See bench/README.md.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def sh(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        return "?"
+
+
+def version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_header(
+    args: argparse.Namespace,
+    p: C.Params,
+    started: float,
+    load_before: str,
+    baseline: ServerSpec | None,
+) -> list[str]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    repo = BENCH.parent
+    commit = sh(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"]) or "no commit"
+    dirty = sh(["git", "-C", str(repo), "status", "--porcelain", "--", "src"])
+    base_py = (
+        sh([baseline.python, "-c", "import platform; print(platform.python_version())"])
+        if baseline
+        else ""
+    )
+    mode = "quick (smoke run, small counts: not for comparison)" if args.quick else "full"
+    out = [
+        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; "
+        f"mode: {mode}; run time {time.perf_counter() - started:.0f} s",
+        f"- machine: `{sh(['uname', '-a'])}`",
+        f"- CPU: {cpu}, {os.cpu_count()} cores; load average before/after: {load_before} / "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        f"- Python {platform.python_version()} ({sys.executable}); websockets "
+        f"{version('websockets')}, orjson {version('orjson')}, numpy {version('numpy')}",
+        f"- liaison: liaison-backend {version('liaison-backend')}, git {commit}"
+        f"{' (src/ has uncommitted changes)' if dirty else ''}",
+        f"- floor: bench/floor_server.py (websockets {version('websockets')} asyncio server, "
+        f"orjson, no compression)",
+    ]
+    if baseline:
+        out.append(
+            f"- baseline: liaison-py 1.0.1 in bench/.venvs/liaison-py (Python {base_py}; "
+            "validates each command with jsonschema, stdlib json)"
+        )
+    else:
+        out.append("- baseline: skipped (--skip-baseline)")
+    out.append(
+        f"- client: one Python process, websockets asyncio client (no compression), orjson; "
+        f"counts: {p.seq_n:,} sequential, {p.pipe_n:,} pipelined x {p.pipe_reps}, "
+        f"{p.conc_clients}x{p.conc_n:,} concurrent, {p.payload_reps} payload and "
+        f"{p.array_reps} array repetitions, {p.mem_total:,} messages for memory"
+    )
+    out.append(
+        "- targets (liaison vs floor): server CPU per ping <= 1.5x; pipelined throughput "
+        ">= 0.8x; sequential round trip <= 1.2x; 2 MB payload round trip at least as "
+        "fast; ping during a 1 s command < 5 ms; start-up no slower; memory flat over "
+        "100k messages"
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="smoke run with small counts (CI)")
+    ap.add_argument(
+        "--skip-baseline", action="store_true", help="do not install or run liaison-py 1.0.1"
+    )
+    ap.add_argument(
+        "--output",
+        default=str(BENCH / "RESULTS.md"),
+        help="markdown file to write (default bench/RESULTS.md)",
+    )
+    ap.add_argument("--json", help="also write the raw results as JSON to this file")
+    ap.add_argument("--only", help="comma-separated servers to run (liaison,floor,baseline)")
+    args = ap.parse_args(argv)
+    p = C.QUICK if args.quick else C.FULL
+    started = time.perf_counter()
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    only = set(args.only.split(",")) if args.only else {"liaison", "floor", "baseline"}
+    specs: list[ServerSpec] = []
+    if "liaison" in only:
+        specs.append(liaison_spec())
+    if "floor" in only:
+        specs.append(floor_spec())
+    baseline: ServerSpec | None = None
+    res = Results()
+    if not args.skip_baseline and "baseline" in only:
+        try:
+            baseline = ensure_baseline(log)
+            specs.append(baseline)
+        except Exception as err:
+            log(f"baseline unavailable: {short(err)}")
+            for m in metrics(p):
+                res.set(
+                    m.key,
+                    "baseline",
+                    Cell(status="fails", reason=f"could not install: {short(err)}"),
+                )
+
+    for name, fn, keys, fields in GROUPS:
+        for spec in specs:
+            sp = C.params_for(spec.key, args.quick)
+            differs = [f for f in fields if getattr(sp, f) != getattr(p, f)]
+            note = (
+                (
+                    "measured with smaller counts ("
+                    + ", ".join(C.COUNT_WORDS[f].format(getattr(sp, f)) for f in differs)
+                    + ") to keep the run short"
+                )
+                if differs
+                else ""
+            )
+            log(f"{name}: {spec.title}")
+            run_group(spec, fn, keys, sp, res, note)
+    for spec in specs:
+        log(f"start-up: {spec.title}")
+        run_startup(spec, C.params_for(spec.key, args.quick), res)
+
+    report = render(p, res, specs, machine_header(args, p, started, load_before, baseline))
+    print(report)
+    Path(args.output).write_text(report)
+    log(f"wrote {args.output}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {m: {s: vars(c) for s, c in row.items()} for m, row in res.cells.items()}, indent=1
+            )
+        )
+    ours_failed = [
+        k for k, row in res.cells.items() if row.get("liaison") and row["liaison"].status == "fails"
+    ]
+    if ours_failed and "liaison" in only:
+        log(f"liaison failed {len(ours_failed)} measurements: {', '.join(ours_failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
