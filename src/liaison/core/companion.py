@@ -1,0 +1,192 @@
+"""The Companion: a namespace and the commands that act on it.
+
+It executes requests but knows nothing of sockets, threads or queues: the execution
+layer decides when and where :meth:`Companion.execute` runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .errors import InvalidArguments, InvalidTarget, UnknownCommand
+from .names import REFERENCE, Resolver, is_refused_name
+from .request import Request
+
+__all__ = ["Companion"]
+
+
+class Companion:
+    """Executes commands against its ``namespace``.
+
+    ``allowed_modules``: if given, every import made for a client is limited to these
+    modules and their submodules (names already in the namespace stay usable).
+    """
+
+    def __init__(self, allowed_modules: Iterable[str] | None = None) -> None:
+        self.namespace: dict[str, Any] = {"companion": self}
+        self.resolver = Resolver(allowed_modules)
+        # The names liaison 1.0 frontends send, mapped to the methods that serve them.
+        self.commands: dict[str, Callable[..., Any]] = {
+            "get": self.resolve,
+            "exists": self.exists,
+            "init": self.initialize,
+            "run": self.call,
+            "try": self.attempt,
+            "register": self.register,
+            "store": self.store,
+            "ping": self.ping,
+            "names": self.names,
+            "describe": self.describe,
+        }
+        self._signatures = {name: inspect.signature(f) for name, f in self.commands.items()}
+
+    # -- the execution layer's entry points -------------------------------------------
+
+    def check(self, request: Request) -> None:
+        """Raise UnknownCommand or InvalidArguments unless ``request`` can be executed."""
+        signature = self._signatures.get(request.command)
+        if signature is None:
+            raise UnknownCommand(
+                f"unknown command {request.command!r}; valid commands: "
+                + ", ".join(sorted(self.commands))
+            )
+        if request.args or request.kwargs:
+            try:
+                signature.bind(*request.args, **request.kwargs)
+            except TypeError as error:
+                raise InvalidArguments(f"{request.command}: {error}") from None
+        elif _required_count(signature):
+            raise InvalidArguments(
+                f"{request.command} needs {_required_names(signature)}, got no arguments"
+            )
+
+    def execute(self, request: Request) -> Any:
+        """Run the request's command and return its raw result (maybe a generator)."""
+        return self.commands[request.command](*request.args, **request.kwargs)
+
+    # -- resolution ---------------------------------------------------------------------
+
+    def resolve(self, target: str) -> Any:
+        """Get the object a target names (``get``)."""
+        return self.resolver.resolve(target, self.namespace)
+
+    def actualize(self, value: Any) -> Any:
+        """``value`` with every ``$name.path`` string (also nested) replaced by its object."""
+        if isinstance(value, str):
+            if value.startswith("$"):
+                match = REFERENCE.fullmatch(value)
+                if match:
+                    return self.resolve(match.group(1))
+            return value
+        if isinstance(value, list):
+            return [self.actualize(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self.actualize(item) for key, item in value.items()}
+        return value
+
+    # -- commands -----------------------------------------------------------------------
+
+    def exists(self, target: str) -> bool:
+        """Whether ``target`` resolves (``exists``); any failure to resolve means false."""
+        try:
+            self.resolve(target)
+        except Exception:
+            return False
+        return True
+
+    def initialize(self, name: str, cls: str, *args: Any, **kwargs: Any) -> str:
+        """Store ``cls(*args, **kwargs)`` as ``name`` (``init``); return ``name``."""
+        _check_name(name)
+        self.namespace[name] = self.call(cls, *args, **kwargs)
+        return name
+
+    def call(self, fcn: str, *args: Any, **kwargs: Any) -> Any:
+        """``fcn(*args, **kwargs)`` with ``$`` references resolved (``run``)."""
+        function = self.resolve(fcn)
+        if not callable(function):
+            raise InvalidTarget(f"{fcn!r} is not callable (it is a {type(function).__name__})")
+        return function(
+            *[self.actualize(arg) for arg in args],
+            **{key: self.actualize(value) for key, value in kwargs.items()},
+        )
+
+    def attempt(self, fcn: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Like ``run`` but never fails: ``{"success": bool, "result": value or error}``."""
+        try:
+            result = self.call(fcn, *args, **kwargs)
+            if inspect.isgenerator(result):
+                result = list(result)
+        except Exception as error:
+            return {"success": False, "result": error}
+        return {"success": True, "result": result}
+
+    def register(self, name: str | None, target: str) -> str:
+        """Store the object ``target`` names as ``name`` (``register``); return ``name``."""
+        element = self.resolve(target)
+        if name is None:
+            name = getattr(element, "__name__", None)
+            if not isinstance(name, str):
+                raise InvalidArguments(f"no name given and {target!r} has no __name__")
+        _check_name(name)
+        self.namespace[name] = element
+        return name
+
+    def store(self, name: str, value: Any) -> str:
+        """Store ``value`` as ``name`` (``store``); return ``name``."""
+        _check_name(name)
+        self.namespace[name] = value
+        return name
+
+    def ping(self) -> str:
+        """Return ``"pong"``: tells a client the liaison is alive."""
+        return "pong"
+
+    def names(self) -> list[str]:
+        """The names in the namespace, sorted."""
+        return sorted(self.namespace)
+
+    def describe(self, target: str) -> dict[str, Any]:
+        """Kind, signature, parameters and doc of what ``target`` names, for building forms."""
+        from .describe import describe
+
+        return describe(self.resolve(target), target)
+
+    def describe_commands(self) -> dict[str, dict[str, Any]]:
+        """Each command with its parameters and the first line of its doc."""
+        return {
+            name: {
+                "args": [
+                    ("*" if p.kind is p.VAR_POSITIONAL else "**" if p.kind is p.VAR_KEYWORD else "")
+                    + p.name
+                    for p in self._signatures[name].parameters.values()
+                ],
+                "doc": (inspect.getdoc(function) or "").split("\n")[0],
+            }
+            for name, function in self.commands.items()
+        }
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise InvalidArguments(f"name must be a non-empty string, got {name!r}")
+    if "." in name or is_refused_name(name):
+        raise InvalidArguments(f"name {name!r} cannot be stored: no dots or dunders")
+
+
+def _required(signature: inspect.Signature) -> list[str]:
+    return [
+        p.name
+        for p in signature.parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+
+
+def _required_count(signature: inspect.Signature) -> int:
+    return len(_required(signature))
+
+
+def _required_names(signature: inspect.Signature) -> str:
+    names = _required(signature)
+    return f"{len(names)} argument{'s' if len(names) > 1 else ''} ({', '.join(names)})"

@@ -1,0 +1,130 @@
+"""Parse one incoming message into a :class:`Request`, or say exactly what is wrong with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .errors import InvalidMessage
+
+__all__ = ["Request", "RejectedMessage", "parse_message"]
+
+_JSON_TYPE_NAMES = {
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+def json_type_name(value: object) -> str:
+    """The JSON name of a decoded value's type, for error messages."""
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A validated message: what to run, with which options."""
+
+    command: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    id: Any
+    message: dict[str, Any]
+    timeout: float | None = None
+    stream: bool = False
+    concurrent: bool = False
+    echo: bool = True
+    binary: bool = False
+
+    @property
+    def evt(self) -> dict[str, Any]:
+        """The message as echoed in replies; without args and kwargs if ``echo`` is false."""
+        if self.echo:
+            return self.message
+        trimmed = dict(self.message)
+        trimmed["command"] = {"command": self.command}
+        return trimmed
+
+
+class RejectedMessage(Exception):
+    """A message that cannot become a request; carries what could be read of it."""
+
+    def __init__(self, error: Exception, message: dict[str, Any] | None, id: Any) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.message = message
+        self.id = id
+
+
+_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "stream": (bool,),
+    "concurrent": (bool,),
+    "echo": (bool,),
+    "binary": (bool,),
+}
+
+
+def parse_message(data: str | bytes | dict[str, Any]) -> Request:
+    """Decode and validate one message.
+
+    Raises :class:`RejectedMessage` wrapping a ``JSONDecodeError`` or an
+    :class:`~liaison.core.errors.InvalidMessage` naming the offending field.
+    """
+    if isinstance(data, dict):
+        message = data
+    else:
+        try:
+            message = orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            raise RejectedMessage(error, None, None) from None
+    if not isinstance(message, dict):
+        error = InvalidMessage(f"message must be a JSON object, got {json_type_name(message)}")
+        raise RejectedMessage(error, None, None)
+    id = message.get("id")
+    try:
+        return _validate(message, id)
+    except InvalidMessage as error:
+        safe_id = id if isinstance(id, (str, int, float)) or id is None else None
+        raise RejectedMessage(error, message, safe_id) from None
+
+
+def _validate(message: dict[str, Any], id: Any) -> Request:
+    if not (id is None or isinstance(id, (str, int, float))) or isinstance(id, bool):
+        raise InvalidMessage(f"id must be a string, number or null, got {json_type_name(id)}")
+    if "command" not in message:
+        raise InvalidMessage("message has no 'command' field")
+    body = message["command"]
+    if not isinstance(body, dict):
+        raise InvalidMessage(f"command must be an object, got {json_type_name(body)}")
+    name = body.get("command")
+    if not isinstance(name, str):
+        if "command" not in body:
+            raise InvalidMessage("command has no 'command' field (the command's name)")
+        raise InvalidMessage(f"command.command must be a string, got {json_type_name(name)}")
+    args = body.get("args", [])
+    if not isinstance(args, list):
+        raise InvalidMessage(f"command.args must be an array, got {json_type_name(args)}")
+    kwargs = body.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise InvalidMessage(f"command.kwargs must be an object, got {json_type_name(kwargs)}")
+    options: dict[str, Any] = {}
+    for key, types in _OPTION_TYPES.items():
+        if key in message:
+            value = message[key]
+            if not isinstance(value, types):
+                raise InvalidMessage(f"{key} must be a boolean, got {json_type_name(value)}")
+            options[key] = value
+    if "timeout" in message and message["timeout"] is not None:
+        timeout = message["timeout"]
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise InvalidMessage(
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        options["timeout"] = float(timeout)
+    return Request(command=name, args=args, kwargs=kwargs, id=id, message=message, **options)

@@ -1,0 +1,371 @@
+"""Run requests without ever blocking the I/O.
+
+Ordered requests run one at a time, in arrival order, on the thread that calls
+:meth:`Executor.run_forever` (the main thread: GUI toolkits need it). ``concurrent``
+requests get a worker thread each; coroutines run on a separate event-loop thread.
+Replies leave through each job's :class:`Sink`, which must be thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import logging
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, Protocol
+
+from .core import Companion, Request
+from .core import CancelledError as CancelledReply
+from .core import TimeoutError as TimeoutReply
+from .core.replies import partial_message, progress_message, request_error_reply, success_reply
+
+__all__ = ["Executor", "Job", "Sink", "current_job", "progress"]
+
+log = logging.getLogger("liaison.execution")
+
+
+class Sink(Protocol):
+    """Where a job's messages go: one client connection."""
+
+    def send(self, data: bytes) -> None:
+        """Queue the final reply to one of the client's messages; any thread, never blocks."""
+
+    def push(self, data: bytes) -> None:
+        """Queue any other message (progress, partial, pushed); any thread, never blocks."""
+
+
+class Interrupted(BaseException):
+    """Raised inside a running command to stop it; a BaseException so `try` won't eat it."""
+
+    def reply_error(self, job: Job) -> Exception:
+        return CancelledReply("the command was cancelled")
+
+
+class Cancelled(Interrupted):
+    pass
+
+
+class TimedOut(Interrupted):
+    def reply_error(self, job: Job) -> Exception:
+        return TimeoutReply(f"the command ran past its timeout of {job.request.timeout} s")
+
+
+class Stopping(Interrupted):
+    def reply_error(self, job: Job) -> Exception:
+        return CancelledReply("the liaison is shutting down")
+
+
+QUEUED, RUNNING, DONE = "queued", "running", "done"
+
+# Sent to the main thread to interrupt its command; absent on Windows.
+_INTERRUPT_SIGNAL: int | None = getattr(signal, "SIGUSR1", None)
+
+current_job: ContextVar[Job | None] = ContextVar("liaison_current_job", default=None)
+
+
+def progress(data: Any) -> bool:
+    """Send ``data`` as a progress message to the client whose command is running.
+
+    Returns False (and sends nothing) when called outside a command.
+    """
+    job = current_job.get()
+    if job is None:
+        return False
+    job.sink.push(progress_message(job.request.id, data))
+    return True
+
+
+class Job:
+    """One request on its way to its single reply."""
+
+    __slots__ = ("_lock", "interrupt", "on_done", "request", "sink", "state", "task", "thread")
+
+    def __init__(self, request: Request, sink: Sink) -> None:
+        self.request = request
+        self.sink = sink
+        self.state = QUEUED
+        self.interrupt: type[Interrupted] | None = None
+        self.thread: int | None = None
+        self.task: tuple[asyncio.AbstractEventLoop, asyncio.Task[None]] | None = None
+        self.on_done: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> bool:
+        """Mark the job running on this thread; False if it was cancelled while queued."""
+        with self._lock:
+            if self.state is not QUEUED:
+                return False
+            self.state = RUNNING
+            self.thread = threading.get_ident()
+            return True
+
+    def finish(self, data: bytes) -> bool:
+        """Send the final reply; only the first call sends anything."""
+        with self._lock:
+            if self.state is DONE:
+                return False
+            self.state = DONE
+        if self.on_done is not None:
+            self.on_done()
+        self.sink.send(data)
+        return True
+
+    def fail(self, error: BaseException) -> bool:
+        return self.finish(request_error_reply(self.request, error))
+
+
+class Executor:
+    """Runs jobs for the Companion and interrupts them on request."""
+
+    def __init__(
+        self,
+        companion: Companion,
+        call_later: Callable[[float, Callable[[], None]], Callable[[], None]] | None = None,
+    ) -> None:
+        """``call_later(seconds, callback)`` schedules a timeout and returns its canceller."""
+        self.companion = companion
+        self._call_later = call_later
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._jobs: dict[tuple[int, Any], Job] = {}
+        self._jobs_lock = threading.Lock()
+        self._main_thread: int | None = None
+        self._main_job: Job | None = None
+        self._pending_interrupt: tuple[Job | None, type[Interrupted]] | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._async_lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    # -- intake (any thread) ------------------------------------------------------------
+
+    def submit(self, request: Request, sink: Sink) -> Job:
+        job = Job(request, sink)
+        if request.id is not None:
+            key = (id(sink), request.id)
+            with self._jobs_lock:
+                self._jobs[key] = job
+            cancel_timeout = None
+            if request.timeout is not None and self._call_later is not None:
+                cancel_timeout = self._call_later(
+                    request.timeout, lambda: self._interrupt(job, TimedOut)
+                )
+            job.on_done = lambda: self._forget(key, job, cancel_timeout)
+        if request.concurrent:
+            threading.Thread(target=self._run_in_worker, args=(job,), daemon=True).start()
+        else:
+            self._queue.put(job)
+        return job
+
+    def _forget(self, key: tuple[int, Any], job: Job, cancel_timeout: Any) -> None:
+        with self._jobs_lock:
+            if self._jobs.get(key) is job:
+                del self._jobs[key]
+        if cancel_timeout is not None:
+            cancel_timeout()
+
+    def cancel(self, sink: Sink, request_id: Any) -> bool:
+        """Cancel the command ``request_id`` of this sink; True if it was queued or running."""
+        with self._jobs_lock:
+            job = self._jobs.get((id(sink), request_id))
+        return job is not None and self._interrupt(job, Cancelled)
+
+    def _interrupt(self, job: Job, reason: type[Interrupted]) -> bool:
+        with job._lock:
+            state = job.state
+            if state is RUNNING:
+                job.interrupt = reason
+                if job.task is not None:
+                    loop, task = job.task
+                    loop.call_soon_threadsafe(task.cancel)
+                elif job.thread == self._main_thread:
+                    self._interrupt_main(job, reason)
+                elif job.thread is not None:
+                    # Raise inside the worker at its next bytecode; C code is not interrupted.
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(job.thread), ctypes.py_object(reason)
+                    )
+        if state is QUEUED:
+            return job.fail(reason().reply_error(job))
+        return state is RUNNING
+
+    # -- the ordered queue (main thread) ------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        """Make this (main) thread the ordered one; SIGINT/SIGTERM stop, SIGUSR1 interrupts."""
+        self._main_thread = threading.get_ident()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_stop_signal)
+        if _INTERRUPT_SIGNAL is not None:
+            signal.signal(_INTERRUPT_SIGNAL, self._on_interrupt_signal)
+
+    def run_forever(self) -> None:
+        """Run ordered jobs on this thread until :meth:`stop`."""
+        if self._main_thread != threading.get_ident():
+            self.install_signal_handlers()
+        try:
+            while not self.stopping.is_set():
+                job = self._queue.get()
+                if job is None:
+                    break
+                if not job.start():
+                    continue
+                self._main_job = job
+                try:
+                    self._run(job)
+                except Interrupted:
+                    pass  # aimed at a job that had already replied
+                finally:
+                    self._main_job = None
+        except Stopping:
+            pass
+        finally:
+            self.stopping.set()
+            self._drain_queue()
+
+    def _drain_queue(self) -> None:
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job.fail(Stopping().reply_error(job))
+
+    def stop(self) -> None:
+        """Ask :meth:`run_forever` to return soon, interrupting the running command."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        self._queue.put(None)
+        job = self._main_job
+        if job is not None:
+            self._interrupt_main(job, Stopping)
+
+    def _interrupt_main(self, job: Job | None, reason: type[Interrupted]) -> None:
+        self._pending_interrupt = (job, reason)
+        if self._main_thread is not None and _INTERRUPT_SIGNAL is not None:
+            # A real signal wakes blocking calls such as time.sleep; the handler raises.
+            signal.pthread_kill(self._main_thread, _INTERRUPT_SIGNAL)
+        else:  # pragma: no cover - Windows: raised at the next bytecode only
+            import _thread
+
+            _thread.interrupt_main()
+
+    def _on_interrupt_signal(self, signum: int, frame: Any) -> None:
+        pending, self._pending_interrupt = self._pending_interrupt, None
+        if pending is None:
+            return
+        job, reason = pending
+        if reason is Stopping or (
+            job is not None and job is self._main_job and job.state is RUNNING
+        ):
+            raise reason
+        # Otherwise the job it was aimed at has finished meanwhile.
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        self.stopping.set()
+        raise Stopping
+
+    # -- running a job (any thread) -----------------------------------------------------
+
+    def _run_in_worker(self, job: Job) -> None:
+        try:
+            if job.start():
+                self._run(job)
+        except Interrupted:
+            pass  # arrived after the job replied
+
+    def _run(self, job: Job) -> None:
+        data = None
+        try:
+            data = self._result(job)
+            if data is not None:
+                job.finish(data)
+        except Interrupted as late:  # landed after the result was ready: still reply once
+            if data is None:
+                job.fail(late.reply_error(job))
+            else:
+                job.finish(data)
+
+    def _result(self, job: Job) -> bytes | None:
+        """The encoded final reply, or None when a coroutine will reply later."""
+        token = current_job.set(job)
+        try:
+            result = self.companion.execute(job.request)
+            if inspect.isawaitable(result) or inspect.isasyncgen(result):
+                self._run_async(job, result)
+                return None
+            if inspect.isgenerator(result):
+                result = self._drain(job, result)
+            return success_reply(job.request, result)
+        except Interrupted as interrupted:
+            return request_error_reply(job.request, interrupted.reply_error(job))
+        except BaseException as error:  # user code: SystemExit and KeyboardInterrupt too
+            return request_error_reply(job.request, error)
+        finally:
+            current_job.reset(token)
+
+    def _drain(self, job: Job, generator: Any) -> Any:
+        if not job.request.stream:
+            return list(generator)
+        count = 0
+        for item in generator:
+            job.sink.push(partial_message(job.request.id, item))
+            count += 1
+        return count
+
+    # -- coroutines ---------------------------------------------------------------------
+
+    def _run_async(self, job: Job, awaitable: Any) -> None:
+        loop = self._event_loop()
+        loop.call_soon_threadsafe(self._start_task, loop, job, awaitable)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._async_lock:
+            if self._async_loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="liaison-async", daemon=True
+                ).start()
+                self._async_loop = loop
+            return self._async_loop
+
+    def _start_task(self, loop: asyncio.AbstractEventLoop, job: Job, awaitable: Any) -> None:
+        task = loop.create_task(self._drive(job, awaitable))
+        with job._lock:
+            job.task = (loop, task)
+            if job.interrupt is not None:
+                task.cancel()
+
+    async def _drive(self, job: Job, awaitable: Any) -> None:
+        current_job.set(job)
+        try:
+            if inspect.isasyncgen(awaitable):
+                result: Any = await self._drain_async(job, awaitable)
+            else:
+                result = await awaitable
+                if inspect.isasyncgen(result):
+                    result = await self._drain_async(job, result)
+                elif inspect.isgenerator(result):
+                    result = self._drain(job, result)
+            data = success_reply(job.request, result)
+        except asyncio.CancelledError:
+            reason = job.interrupt or Cancelled
+            data = request_error_reply(job.request, reason().reply_error(job))
+        except BaseException as error:
+            data = request_error_reply(job.request, error)
+        job.finish(data)
+
+    async def _drain_async(self, job: Job, generator: Any) -> Any:
+        if not job.request.stream:
+            return [item async for item in generator]
+        count = 0
+        async for item in generator:
+            job.sink.push(partial_message(job.request.id, item))
+            count += 1
+        return count

@@ -1,0 +1,59 @@
+"""The running liaison as user code sees it: ``liaison`` in the Companion's namespace."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .core.encoding import dumps
+from .execution import current_job, progress
+
+__all__ = ["Liaison"]
+
+
+class Liaison:
+    """Lets commands push messages to clients and report progress.
+
+    Frontends written for liaison 1.0 pass it to their objects (``liaison="$liaison"``)
+    and call ``send`` to push alerts.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        broadcast: Callable[[bytes], None],
+        stop: Callable[[], None],
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._broadcast = broadcast
+        self._stop = stop
+
+    def __repr__(self) -> str:
+        return f"<Liaison ws://{self.host}:{self.port}>"
+
+    def send(self, message: Any, to: str | None = None) -> None:
+        """Push ``message`` (JSON-encoded unless a str) to every client.
+
+        ``to="sender"`` sends it only to the client whose command is running (raises
+        LookupError outside a command).
+        """
+        data = message.encode() if isinstance(message, str) else dumps(message)
+        if to is None:
+            self._broadcast(data)
+        elif to == "sender":
+            job = current_job.get()
+            if job is None:
+                raise LookupError("send(to='sender') called outside a command")
+            job.sink.push(data)
+        else:
+            raise ValueError(f"to must be None or 'sender', got {to!r}")
+
+    def progress(self, data: Any) -> bool:
+        """Send ``data`` as progress of the running command to its client."""
+        return progress(data)
+
+    def stop(self) -> None:
+        """Stop the liaison gracefully once the running command returns."""
+        self._stop()

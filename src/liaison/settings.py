@@ -1,0 +1,47 @@
+"""All configuration of a liaison, built once from the command line and environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Settings"]
+
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a liaison listens, whom it lets in and what it lets them import.
+
+    - ``host``, ``port``: the address to bind exactly; port 0 picks a free port.
+    - ``token``: if set, clients must present it (``?token=`` or ``Authorization: Bearer``).
+    - ``allowed_origins``: origins let in beside the defaults (no Origin, ``null``,
+      ``file://``, loopback hosts); ``"*"`` lets in every origin.
+    - ``allowed_modules``: if set, the only modules (with submodules) clients may import.
+    - ``max_message_size``: bytes; larger incoming messages close the connection (1009).
+    - ``max_connections``: open connections at most; ``None`` for no limit.
+    - ``max_pending``: unanswered messages per connection before it stops being read.
+    - ``handshake_timeout``: seconds a client has to complete the opening handshake.
+    - ``watch_parent``: stop when the process that started the liaison exits.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    token: str | None = None
+    allowed_origins: frozenset[str] = frozenset()
+    allowed_modules: frozenset[str] | None = None
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_connections: int | None = None
+    max_pending: int = 4096
+    handshake_timeout: float = 10.0
+    watch_parent: bool = True
+
+    def __repr__(self) -> str:  # keep the token out of logs and tracebacks
+        token = None if self.token is None else "<hidden>"
+        return (
+            f"Settings(host={self.host!r}, port={self.port}, token={token}, "
+            f"allowed_origins={sorted(self.allowed_origins)}, "
+            f"allowed_modules={self.allowed_modules and sorted(self.allowed_modules)}, "
+            f"max_message_size={self.max_message_size}, "
+            f"max_connections={self.max_connections})"
+        )

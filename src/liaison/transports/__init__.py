@@ -1,0 +1,1 @@
+"""Transports move messages between clients and the dispatcher and enforce connection policy."""

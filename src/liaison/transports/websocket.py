@@ -1,0 +1,213 @@
+"""The WebSocket transport, on the ``websockets`` library's asyncio server.
+
+It only moves text and enforces the connection policy; what messages mean is the
+dispatcher's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request as HTTPRequest
+from websockets.http11 import Response as HTTPResponse
+
+from ..security import check_handshake
+from ..settings import Settings
+
+__all__ = ["Connection", "WebSocketTransport"]
+
+log = logging.getLogger("liaison.transport")
+
+MessageHandler = Callable[[str | bytes, "Connection"], None]
+
+
+class Connection:
+    """One client: a thread-safe outbox in front of a websockets connection.
+
+    Reading pauses while ``max_pending`` messages await their reply or their turn on
+    the wire, so a client that floods holds bounded memory; a client that stops reading
+    while messages are pushed to it is disconnected (1008) once its outbox overflows.
+    """
+
+    _ids = itertools.count(1)
+
+    def __init__(self, ws: ServerConnection, loop: asyncio.AbstractEventLoop, max_pending: int):
+        self.id = next(self._ids)
+        self.ws = ws
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._max_pending = max_pending
+        self._unanswered = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id} from {self.ws.remote_address}>"
+
+    def send(self, data: bytes) -> None:
+        """Queue the final reply to a message this connection sent (any thread)."""
+        self._call(self._enqueue_reply, data)
+
+    def push(self, data: bytes) -> None:
+        """Queue a message that is no reply: progress, partial, pushed (any thread)."""
+        self._call(self._enqueue, data)
+
+    def _call(self, method: Callable[[bytes], None], data: bytes) -> None:
+        if threading.get_ident() == self._loop_thread:
+            method(data)
+        else:
+            self._loop.call_soon_threadsafe(method, data)
+
+    def _enqueue_reply(self, data: bytes) -> None:
+        self._unanswered -= 1
+        self._enqueue(data)
+
+    def _enqueue(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self._outbox.qsize() >= 4 * self._max_pending:
+            log.warning("%r does not read its messages: disconnecting it", self)
+            self.closed = True
+            self._loop.create_task(self.ws.close(1008, "client does not read its messages"))
+            return
+        self._outbox.put_nowait(data)
+
+    def _update_room(self) -> None:
+        if self._unanswered + self._outbox.qsize() >= self._max_pending:
+            self._room.clear()
+        else:
+            self._room.set()
+
+    async def writer(self) -> None:
+        try:
+            while True:
+                data = await self._outbox.get()
+                if data is None:
+                    return
+                await self.ws.send(data, text=True)
+                if not self._room.is_set():
+                    self._update_room()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed = True
+            self._room.set()
+
+    async def reader(self, on_message: MessageHandler) -> None:
+        async for data in self.ws:
+            self._unanswered += 1
+            on_message(data, self)
+            self._update_room()
+            if not self._room.is_set():
+                await self._room.wait()
+
+    def close_outbox(self) -> None:
+        self.closed = True
+        self._outbox.put_nowait(None)
+
+
+class WebSocketTransport:
+    """Serves WebSocket clients on one address, handing every message to ``on_message``."""
+
+    def __init__(self, settings: Settings, on_message: MessageHandler) -> None:
+        self.settings = settings
+        self.on_message = on_message
+        self.connections: set[Connection] = set()
+        self._server: Server | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> int:
+        """Bind and listen; returns the real port. Raises OSError if it cannot bind."""
+        self.loop = asyncio.get_running_loop()
+        settings = self.settings
+        options: dict[str, Any] = dict(
+            process_request=self._process_request,
+            max_size=settings.max_message_size,
+            open_timeout=settings.handshake_timeout,
+            compression=None,  # deflate costs more CPU than loopback bandwidth saves
+            ping_interval=None,  # loopback peers; liaison's `ping` command serves liveness
+            close_timeout=2,
+            server_header=None,
+        )
+        self._server = await self._bind(settings.host, settings.port, options)
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def _bind(self, host: str, port: int, options: dict[str, Any]) -> Server:
+        if port != 0 or _is_ip_literal(host):
+            return await serve(self._handle, host, port, **options)
+        # A name such as `localhost` may stand for 127.0.0.1 and ::1: port 0 would give
+        # each its own port, so pick one on the first address and bind all to it.
+        for _attempt in range(5):
+            family, _, _, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.bind(address)
+                free_port = probe.getsockname()[1]
+            try:
+                return await serve(self._handle, host, free_port, **options)
+            except OSError:
+                continue
+        return await serve(self._handle, host, 0, **options)
+
+    def _process_request(self, ws: ServerConnection, request: HTTPRequest) -> HTTPResponse | None:
+        limit = self.settings.max_connections
+        if limit is not None and len(self.connections) >= limit:
+            return ws.respond(503, "too many connections\n")
+        refusal = check_handshake(self.settings, request.path, request.headers)
+        if refusal is None:
+            return None
+        status, reason = refusal
+        log.warning(
+            "refused a connection from %s: %s (Origin: %s)",
+            ws.remote_address, reason, request.headers.get("Origin"),
+        )  # fmt: skip
+        return ws.respond(status, reason + "\n")
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        assert self.loop is not None
+        connection = Connection(ws, self.loop, self.settings.max_pending)
+        self.connections.add(connection)
+        log.info("client connected: %r", connection)
+        writer = asyncio.create_task(connection.writer())
+        try:
+            await connection.reader(self.on_message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections.discard(connection)
+            connection.close_outbox()
+            await writer
+            log.info("client disconnected: %r", connection)
+
+    def broadcast(self, data: bytes) -> None:
+        """Send ``data`` to every connected client; callable from any thread."""
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self._broadcast, data)
+
+    def _broadcast(self, data: bytes) -> None:
+        for connection in list(self.connections):
+            connection.push(data)
+
+    async def close(self) -> None:
+        """Stop listening and close every connection (1001 going away)."""
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except OSError:
+        return False
+    return True
