@@ -1,0 +1,188 @@
+"""Shared fixtures: real `python -m liaison.websocket` processes and raw WebSocket clients."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+START = "LIAISON:CONNECTED@"
+STOP = "LIAISON:DISCONNECTED@"
+
+
+@dataclass
+class LiaisonProcess:
+    """A liaison started by a test; stop it with :meth:`stop` (SIGTERM by PID)."""
+
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    stdout: bytes  # everything read from stdout so far
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    def read_stdout(self, timeout: float = 10.0) -> bytes:
+        """Read stdout until EOF (the process exits) or the timeout passes."""
+        assert self.process.stdout is not None
+        if self.process.stdout.closed:
+            return self.stdout
+        fd = self.process.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                break
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            self.stdout += chunk
+        return self.stdout
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout)
+            self.read_stdout(timeout=2.0)  # the stop marker, up to EOF
+            return code
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+    def stderr_text(self) -> str:
+        assert self.process.stderr is not None
+        return self.process.stderr.read().decode(errors="replace")
+
+
+def spawn_liaison(
+    *args: str,
+    address: str = "127.0.0.1:0",
+    env: dict[str, str] | None = None,
+    timeout: float = 20.0,
+    **popen: Any,
+) -> LiaisonProcess:
+    """Start `python -m liaison.websocket ADDRESS *args` and wait for its start marker."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "liaison.websocket", address, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        **popen,
+    )
+    started = LiaisonProcess(process, "", 0, b"")
+    deadline = time.monotonic() + timeout
+    while START.encode() not in started.stdout or not started.stdout.split(b":")[-1].isdigit():
+        before = len(started.stdout)
+        started.read_stdout(timeout=max(0.0, deadline - time.monotonic()))
+        if len(started.stdout) == before:  # EOF or timeout without the marker
+            started.kill()
+            raise RuntimeError(
+                f"liaison did not start: stdout={started.stdout!r}; "
+                f"stderr={started.stderr_text()!r}"
+            )
+    marker = started.stdout.decode()
+    assert marker.startswith(START), f"stdout has more than the marker: {marker!r}"
+    host, _, port = marker[len(START) :].rpartition(":")
+    started.host, started.port = host.strip("[]"), int(port)
+    return started
+
+
+@pytest.fixture(scope="module")
+def liaison() -> Iterator[LiaisonProcess]:
+    """One liaison shared by a test module."""
+    process = spawn_liaison()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def fresh_liaison() -> Iterator[LiaisonProcess]:
+    """A liaison for one test (for tests that stop it or change its state)."""
+    process = spawn_liaison()
+    yield process
+    process.stop()
+
+
+class RawClient:
+    """A plain WebSocket client speaking the wire protocol, for wire-level tests."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.ws: ClientConnection = connect(url, max_size=None, **options)
+        self._count = 0
+
+    def send(self, message: Any) -> None:
+        self.ws.send(message if isinstance(message, (str, bytes)) else orjson.dumps(message).decode())
+
+    def receive(self, timeout: float = 10.0) -> Any:
+        return orjson.loads(self.ws.recv(timeout))
+
+    def command(self, name: str, *args: Any, **fields: Any) -> dict[str, Any]:
+        """A message for command ``name`` with a fresh id; extra fields go top-level."""
+        self._count += 1
+        kwargs = fields.pop("kwargs", {})
+        return {"command": {"command": name, "args": list(args), "kwargs": kwargs},
+                "id": fields.pop("id", f"m{self._count}"), **fields}  # fmt: skip
+
+    def ask(self, message: Any, timeout: float = 10.0) -> dict[str, Any]:
+        """Send ``message`` and return the next message received (its reply, in order)."""
+        self.send(message)
+        reply: dict[str, Any] = self.receive(timeout)
+        return reply
+
+    def call(self, name: str, *args: Any, **fields: Any) -> Any:
+        """Send a command and return its ``response``; fail the test on an error reply."""
+        reply = self.ask(self.command(name, *args, **fields))
+        assert reply.get("tag") == "response", reply
+        return reply["response"]
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@pytest.fixture
+def client(liaison: LiaisonProcess) -> Iterator[RawClient]:
+    raw = RawClient(liaison.url)
+    yield raw
+    raw.close()
+
+
+def require_tool(available: bool, env_var: str, reason: str) -> None:
+    """Skip when a tool is missing, unless ``env_var`` is set (CI): then fail."""
+    if available:
+        return
+    if os.environ.get(env_var):
+        pytest.fail(f"{reason} ({env_var} is set, so this may not skip)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+__all__: Sequence[str] = [
+    "LiaisonProcess", "RawClient", "free_port", "require_tool", "spawn_liaison",
+]  # fmt: skip
