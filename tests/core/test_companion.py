@@ -1,0 +1,162 @@
+"""The Companion and name resolution, by plain calls: no sockets, no threads."""
+
+from __future__ import annotations
+
+import os.path
+from typing import Any
+
+import pytest
+
+from liaison.core import (
+    Companion,
+    InvalidArguments,
+    InvalidTarget,
+    ModuleNotAllowed,
+    NameNotFound,
+    UnknownCommand,
+    parse_message,
+)
+
+
+def request(command: str, *args: Any, **kwargs: Any) -> Any:
+    import orjson
+
+    return parse_message(orjson.dumps({"command": {"command": command, "args": list(args),
+                                                   "kwargs": kwargs}, "id": 1}))  # fmt: skip
+
+
+@pytest.fixture
+def companion() -> Companion:
+    return Companion()
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("os.path", os.path),
+        ("os.path:join", os.path.join),
+        ("os.path.join", os.path.join),
+        ("os:path.join", os.path.join),
+        ("collections:OrderedDict.fromkeys", __import__("collections").OrderedDict.fromkeys),
+    ],
+)
+def test_import_strings_resolve(companion: Companion, target: str, expected: Any) -> None:
+    assert companion.resolve(target) == expected
+
+
+def test_namespace_paths_walk_attributes_keys_and_indices(companion: Companion) -> None:
+    companion.store("data", {"rows": [{"name": "a"}, {"name": "b"}], "3": "three"})
+    assert companion.resolve("data.rows.1.name") == "b"
+    assert companion.resolve("data.3") == "three"
+    assert companion.resolve("companion.namespace.data") is companion.namespace["data"]
+
+
+def test_namespace_names_take_precedence_over_modules(companion: Companion) -> None:
+    companion.store("json", "not the module")
+    assert companion.resolve("json") == "not the module"
+    assert companion.resolve("json:dumps") is __import__("json").dumps
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "companion.__init__.__globals__",
+        "json:dumps.__globals__",
+        "companion.namespace.__class__",
+        "__builtins__",
+        "os:__loader__",
+        "companion.resolve.__func__",
+    ],
+)
+def test_dunders_are_refused_anywhere(companion: Companion, target: str) -> None:
+    with pytest.raises(InvalidTarget, match="refused"):
+        companion.resolve(target)
+    assert companion.exists(target) is False
+
+
+@pytest.mark.parametrize("target", ["__import__('os')", "os; rm", "a b", "x(1)", ""])
+def test_code_is_never_evaluated(companion: Companion, target: str) -> None:
+    with pytest.raises((InvalidTarget, NameNotFound, ImportError)):
+        companion.resolve(target)
+
+
+def test_missing_names_say_what_is_missing(companion: Companion) -> None:
+    with pytest.raises(NameNotFound, match="'os.path' has no attribute or key 'nope'"):
+        companion.resolve("os.path:nope")
+    with pytest.raises(ModuleNotFoundError):
+        companion.resolve("no_such_module_zz.thing")
+
+
+def test_references_resolve_in_nested_args(companion: Companion) -> None:
+    companion.store("x", [1, 2])
+    assert companion.actualize({"a": ["$x", "$x.0"], "b": "$ not a ref", "c": "$"}) == {
+        "a": [[1, 2], 1],
+        "b": "$ not a ref",
+        "c": "$",
+    }
+    with pytest.raises(InvalidTarget):
+        companion.actualize("$companion.__class__")
+
+
+def test_run_init_register_store_try(companion: Companion) -> None:
+    assert companion.execute(request("run", "builtins:sum", [1, 2, 3])) == 6
+    assert companion.execute(request("store", "n", 5)) == "n"
+    assert companion.execute(request("run", "builtins:pow", "$n", 2)) == 25
+    assert companion.execute(request("init", "c", "collections:Counter", "abca")) == "c"
+    assert companion.resolve("c")["a"] == 2
+    assert companion.execute(request("register", "j", "json:dumps")) == "j"
+    assert companion.execute(request("run", "j", [1], separators=[",", ":"])) == "[1]"
+    assert companion.execute(request("try", "builtins:int", "7")) == {"success": True,
+                                                                        "result": 7}
+    failed = companion.execute(request("try", "builtins:int", "x"))
+    assert failed["success"] is False and isinstance(failed["result"], ValueError)
+    assert companion.execute(request("get", "n")) == 5
+    assert companion.execute(request("exists", "n")) is True
+    assert companion.execute(request("ping")) == "pong"
+    assert "n" in companion.execute(request("names"))
+
+
+def test_run_refuses_non_callables(companion: Companion) -> None:
+    with pytest.raises(InvalidTarget, match="not callable"):
+        companion.call("os:sep")
+
+
+def test_check_rejects_unknown_commands_and_wrong_arity(companion: Companion) -> None:
+    with pytest.raises(UnknownCommand, match="valid commands: .*run"):
+        companion.check(request("eval", "1"))
+    with pytest.raises(InvalidArguments, match="run needs 1 argument"):
+        companion.check(request("run"))
+    with pytest.raises(InvalidArguments, match="store"):
+        companion.check(request("store", "x"))
+    with pytest.raises(InvalidArguments):
+        companion.check(request("ping", 1))
+    companion.check(request("run", "builtins:print", 1, 2, sep="-"))
+
+
+def test_stored_names_must_be_plain(companion: Companion) -> None:
+    for name in ("", "a.b", "__x__", 3):
+        with pytest.raises(InvalidArguments):
+            companion.store(name, 1)  # type: ignore[arg-type]
+
+
+def test_describe_a_function_class_and_module(companion: Companion) -> None:
+    function = companion.describe("json:dumps")
+    assert function["kind"] == "function" and function["name"] == "dumps"
+    assert function["parameters"][0] == {"name": "obj", "kind": "positional_or_keyword",
+                                         "default": None, "required": True, "annotation": None}
+    assert companion.describe("collections:OrderedDict")["kind"] == "class"
+    module = companion.describe("json")
+    assert module["kind"] == "module" and module["doc"].startswith("JSON")
+
+
+def test_allow_list_limits_imports_but_not_namespace_names() -> None:
+    companion = Companion(allowed_modules=["json"])
+    assert companion.resolve("json.decoder:JSONDecoder") is __import__("json").JSONDecoder
+    for target in ("os:system", "os.path", "subprocess:run", "json.decoder:re",
+                   "json:codecs"):  # fmt: skip
+        with pytest.raises(ModuleNotAllowed):
+            companion.resolve(target)
+        assert companion.exists(target) is False
+    with pytest.raises(ModuleNotAllowed):
+        companion.actualize("$os.sep")
+    assert companion.resolve("companion.ping")() == "pong"
