@@ -16,6 +16,7 @@ import orjson
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+TESTS = os.path.dirname(os.path.abspath(__file__))  # so the liaison can import remote_helpers
 START = "LIAISON:CONNECTED@"
 STOP = "LIAISON:DISCONNECTED@"
 
@@ -33,14 +34,16 @@ class LiaisonProcess:
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
-    def read_stdout(self, timeout: float = 10.0) -> bytes:
-        """Read stdout until EOF (the process exits) or the timeout passes."""
+    def read_stdout(self, timeout: float = 10.0, until: bytes | None = None) -> bytes:
+        """Read stdout until it holds ``until``, EOF (the process exits) or the timeout."""
         assert self.process.stdout is not None
         if self.process.stdout.closed:
             return self.stdout
         fd = self.process.stdout.fileno()
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
+            if until is not None and until in self.stdout:
+                break
             ready, _, _ = select.select([fd], [], [], left)
             if not ready:
                 break
@@ -85,20 +88,17 @@ def spawn_liaison(
         [sys.executable, "-m", "liaison.websocket", address, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONPATH": TESTS, **(env or {})},
         **popen,
     )
     started = LiaisonProcess(process, "", 0, b"")
-    deadline = time.monotonic() + timeout
-    while START.encode() not in started.stdout or not started.stdout.split(b":")[-1].isdigit():
-        before = len(started.stdout)
-        started.read_stdout(timeout=max(0.0, deadline - time.monotonic()))
-        if len(started.stdout) == before:  # EOF or timeout without the marker
-            started.kill()
-            raise RuntimeError(
-                f"liaison did not start: stdout={started.stdout!r}; "
-                f"stderr={started.stderr_text()!r}"
-            )
+    # The marker comes in one write; a launcher compares the whole chunk, and so do we.
+    started.read_stdout(timeout, until=START.encode())
+    if START.encode() not in started.stdout:
+        started.kill()
+        raise RuntimeError(
+            f"liaison did not start: stdout={started.stdout!r}; stderr={started.stderr_text()!r}"
+        )
     marker = started.stdout.decode()
     assert marker.startswith(START), f"stdout has more than the marker: {marker!r}"
     host, _, port = marker[len(START) :].rpartition(":")
@@ -126,7 +126,8 @@ class RawClient:
     """A plain WebSocket client speaking the wire protocol, for wire-level tests."""
 
     def __init__(self, url: str, **options: Any) -> None:
-        self.ws: ClientConnection = connect(url, max_size=None, **options)
+        # __enter__: websockets 17 wants the context-manager form; older ones return self.
+        self.ws: ClientConnection = connect(url, max_size=None, **options).__enter__()
         self._count = 0
 
     def send(self, message: Any) -> None:

@@ -1,0 +1,73 @@
+"""Functions the liaison under test imports (tests put this folder on its PYTHONPATH)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import liaison
+
+# Set by `block_until_released`, so a test can hold the ordered queue without sleeping.
+_release = threading.Event()
+
+
+def block_until_released(timeout: float = 30.0) -> bool:
+    """Occupy the main thread until `release` is called (or the timeout passes)."""
+    _release.clear()
+    return _release.wait(timeout)
+
+
+def release() -> bool:
+    _release.set()
+    return True
+
+
+def report_progress(steps: int) -> str:
+    for step in range(steps):
+        liaison.progress({"step": step, "of": steps})
+    return "done"
+
+
+def count(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+async def async_count(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        await asyncio.sleep(0)
+        yield i
+
+
+async def async_add(a: float, b: float, delay: float = 0.0) -> float:
+    await asyncio.sleep(delay)
+    return a + b
+
+
+def thread_name() -> str:
+    return threading.current_thread().name
+
+
+def now() -> float:
+    return time.monotonic()
+
+
+def echo(value: Any) -> Any:
+    return value
+
+
+class Pusher:
+    """What 1.0 frontends do: keep the liaison and push alerts through it."""
+
+    def __init__(self, liaison: Any) -> None:
+        self.liaison = liaison
+
+    def alert(self, text: str) -> str:
+        self.liaison.send({"tag": "alert", "text": text})
+        return text
+
+    def tell_sender(self, text: str) -> str:
+        self.liaison.send({"tag": "private", "text": text}, to="sender")
+        return text
