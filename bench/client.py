@@ -25,6 +25,7 @@ from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
 from websockets.http11 import Response
+from websockets.protocol import State
 from websockets.uri import parse_uri
 
 perf = time.perf_counter
@@ -274,10 +275,20 @@ class LeanClient:
     def _feed(self) -> None:
         data = self.sock.recv(1 << 20)
         if not data:
-            raise CommandError("connection closed by the server")
+            raise CommandError(f"{self._closed_reason()} (EOF)")
         self.proto.receive_data(data)
 
+    def _closed_reason(self) -> str:
+        rcvd = self.proto.close_rcvd
+        return (
+            f"server closed the connection ({rcvd.code} {rcvd.reason!r})"
+            if rcvd
+            else ("connection closed")
+        )
+
     def frames(self, messages: list[bytes]) -> bytes:
+        if self.proto.state is not State.OPEN:
+            raise CommandError(self._closed_reason())
         for m in messages:
             self.proto.send_text(m)
         return b"".join(self.proto.data_to_send())
@@ -307,7 +318,7 @@ class LeanClient:
                     if "response" not in last:
                         errors += 1
                 elif frame.opcode is Opcode.CLOSE:
-                    raise CommandError(f"server closed the connection: {frame.data!r}")
+                    raise CommandError(f"{self._closed_reason()} after {got} of {n} replies")
         t1 = perf()
         thread.join()
         if failure:
@@ -507,7 +518,7 @@ async def m_ping_during_command(server: Server, p: Params) -> dict[str, float]:
 
 async def m_memory(server: Server, p: Params) -> dict[str, float]:
     """RSS before and after p.mem_total messages (half ping, half no-op run), pipelined
-    in batches of p.mem_batch, after a warm-up of two batches."""
+    in batches of p.mem_batch, after a warm-up of four batches."""
     c = await Client.open(server)
     try:
         half = p.mem_batch // 2
@@ -522,8 +533,8 @@ async def m_memory(server: Server, p: Params) -> dict[str, float]:
             for _ in raws:
                 result_of(await c.recv())
 
-        await batch()
-        await batch()
+        for _ in range(4):  # let queues and allocator reach their high-water mark
+            await batch()
         await asyncio.sleep(0.2)
         before = server.rss_mib()
         for _ in range(p.mem_total // (2 * half)):

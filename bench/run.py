@@ -50,6 +50,7 @@ class Metric:
     target: str = ""
     check: Callable[[float, float], bool] | None = None  # (ours, floor) -> met?
     digits: int = 0
+    ratio: bool = True  # False: a liaison/floor ratio means nothing for this row
 
 
 def ratio_at_most(limit: float) -> Callable[[float, float], bool]:
@@ -93,7 +94,7 @@ def metrics(p: C.Params) -> list[Metric]:
             ratio_at_most(1.5),
             1,
         ),
-        Metric("cpu_busy_ping_pct", "server CPU busy during pipelined pings", "%", ""),
+        Metric("cpu_busy_ping_pct", "server CPU busy during pipelined pings", "%", "", ratio=False),
         Metric(
             "pipe_run_rate",
             f"pipelined no-op `run` throughput ({p.pipe_n:,} in flight)",
@@ -101,7 +102,7 @@ def metrics(p: C.Params) -> list[Metric]:
             "higher",
         ),
         Metric("cpu_per_run_us", "server CPU per pipelined no-op `run`", "µs", "lower", digits=1),
-        Metric("cpu_busy_run_pct", "server CPU busy during pipelined `run`s", "%", ""),
+        Metric("cpu_busy_run_pct", "server CPU busy during pipelined `run`s", "%", "", ratio=False),
         Metric(
             "conc_rate",
             f"{p.conc_clients} concurrent clients x {p.conc_n:,} sequential pings, aggregate",
@@ -175,6 +176,7 @@ def metrics(p: C.Params) -> list[Metric]:
             "flat (<= 2 MiB)",
             lambda ours, floor: ours <= 2.0,
             1,
+            ratio=False,
         ),
     ]
 
@@ -361,7 +363,7 @@ def render(p: C.Params, res: Results, servers: list[ServerSpec], header: list[st
                 row.append(f"{c.status} {note(f'{titles[key]}: {c.reason}')}")
         ours, floor = res.get(m.key, "liaison"), res.get(m.key, "floor")
         both = ours.status == "ok" and floor.status == "ok" and floor.value
-        row.append(f"{ours.value / floor.value:.2f}" if both else "-")
+        row.append(f"{ours.value / floor.value:.2f}" if both and m.ratio else "-")
         row.append(
             m.target
             or (
