@@ -7,9 +7,10 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -29,6 +30,16 @@ class LiaisonProcess:
     host: str
     port: int
     stdout: bytes  # everything read from stdout so far
+    stderr: bytearray = field(default_factory=bytearray)  # filled by a thread: never blocks
+
+    def __post_init__(self) -> None:
+        self._stderr_reader = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr_reader.start()
+
+    def _drain_stderr(self) -> None:
+        assert self.process.stderr is not None
+        while chunk := self.process.stderr.read1(65536):
+            self.stderr += chunk
 
     @property
     def url(self) -> str:
@@ -67,13 +78,16 @@ class LiaisonProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._stderr_reader.join(5)
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
 
     def stderr_text(self) -> str:
-        assert self.process.stderr is not None
-        return self.process.stderr.read().decode(errors="replace")
+        """Stderr so far; all of it once the process has exited."""
+        if self.process.poll() is not None:
+            self._stderr_reader.join(5)
+        return self.stderr.decode(errors="replace")
 
 
 def spawn_liaison(

@@ -71,3 +71,23 @@ class Pusher:
     def tell_sender(self, text: str) -> str:
         self.liaison.send({"tag": "private", "text": text}, to="sender")
         return text
+
+
+def stubborn_sleep(seconds: float) -> str:
+    """A command that swallows every interrupt, as badly written user code may."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            time.sleep(max(0.0, end - time.monotonic()))
+        except BaseException:  # noqa: S110 - ignoring the interrupt is the point
+            pass
+    return "finished"
+
+
+def shout(text: str) -> str:
+    """Print to stdout from Python and from C: neither may reach the marker stream."""
+    import os
+
+    print(text)
+    os.write(1, text.encode())
+    return text

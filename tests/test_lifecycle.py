@@ -1,0 +1,156 @@
+"""The command line and the process lifecycle: markers, signals, orphans, bad addresses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import START, STOP, RawClient, free_port, spawn_liaison
+
+
+def run_cli(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+
+
+def test_constants_print_the_markers_as_json() -> None:
+    result = run_cli("liaison.constants")
+    assert json.loads(result.stdout) == {"START_MARKER": "LIAISON:CONNECTED",
+                                         "STOP_MARKER": "LIAISON:DISCONNECTED"}  # fmt: skip
+    assert result.stdout == '{"START_MARKER": "LIAISON:CONNECTED", "STOP_MARKER": "LIAISON:DISCONNECTED"}'
+
+
+def test_start_marker_is_all_of_stdout_and_names_the_real_port() -> None:
+    process = spawn_liaison()
+    try:
+        assert process.stdout == f"{START}127.0.0.1:{process.port}".encode()
+        assert process.port != 0
+        assert RawClient(process.url).call("ping") == "pong"
+    finally:
+        assert process.stop() == 0
+    assert process.stdout == f"{START}127.0.0.1:{process.port}{STOP}127.0.0.1:{process.port}".encode()
+
+
+def test_a_fixed_port_and_a_name_are_echoed_as_given() -> None:
+    port = free_port()
+    process = spawn_liaison(address=f"localhost:{port}")
+    try:
+        assert process.stdout == f"{START}localhost:{port}".encode()
+        assert RawClient(f"ws://localhost:{port}").call("ping") == "pong"
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_a_command_stops_it_cleanly(sig: int) -> None:
+    process = spawn_liaison()
+    client = RawClient(process.url)
+    client.send(client.command("run", "time:sleep", 30, id="long"))
+    assert client.call("ping") == "pong"  # the sleep has been queued before the ping's reply
+    started = time.monotonic()
+    code = process.stop(sig)
+    assert time.monotonic() - started < 5
+    assert code == 0
+    assert process.stdout.endswith(f"{STOP}127.0.0.1:{process.port}".encode())
+    assert "Traceback" not in process.stderr_text()
+
+
+def test_a_command_that_ignores_the_stop_is_abandoned_within_5_s() -> None:
+    process = spawn_liaison()
+    client = RawClient(process.url)
+    client.send(client.command("run", "remote_helpers:stubborn_sleep", 60))
+    assert client.call("ping") == "pong"
+    started = time.monotonic()
+    assert process.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 5
+    assert process.stdout.endswith(f"{STOP}127.0.0.1:{process.port}".encode())
+
+
+def test_the_shutdown_command_replies_then_stops() -> None:
+    process = spawn_liaison()
+    client = RawClient(process.url)
+    assert client.call("shutdown") is True
+    assert process.process.wait(10) == 0
+    assert process.read_stdout().endswith(f"{STOP}127.0.0.1:{process.port}".encode())
+    process.kill()
+
+
+def test_it_stops_when_the_process_that_started_it_dies() -> None:
+    # A launcher that starts the liaison with our pipe as its stdout, then is killed.
+    launcher = subprocess.Popen(
+        [sys.executable, "-c",
+         "import subprocess, sys; subprocess.Popen([sys.executable, '-m', 'liaison.websocket',"
+         " '127.0.0.1:0']).wait()"],
+        stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.path.dirname(__file__)},
+    )  # fmt: skip
+    assert launcher.stdout is not None
+    stdout = b""
+    while START.encode() not in stdout:
+        chunk = os.read(launcher.stdout.fileno(), 4096)
+        assert chunk, "the liaison exited before starting"
+        stdout += chunk
+    launcher.kill()
+    launcher.wait()
+    started = time.monotonic()
+    while chunk := os.read(launcher.stdout.fileno(), 4096):  # EOF once the liaison has exited
+        stdout += chunk
+    assert time.monotonic() - started < 5
+    assert STOP.encode() in stdout
+    launcher.stdout.close()
+
+
+def test_what_user_code_prints_never_reaches_stdout() -> None:
+    process = spawn_liaison()
+    try:
+        assert RawClient(process.url).call("run", "remote_helpers:shout", "noise") == "noise"
+    finally:
+        process.stop()
+    assert b"noise" not in process.stdout
+    assert "noise" in process.stderr_text()
+
+
+@pytest.mark.parametrize("address", ["nonsense", "127.0.0.1:99999", "127.0.0.1:port", ":80"])
+def test_a_bad_address_is_one_clear_line_and_no_marker(address: str) -> None:
+    result = run_cli("liaison.websocket", address)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "invalid address" in result.stderr
+
+
+def test_a_port_in_use_is_one_clear_line_and_no_marker() -> None:
+    process = spawn_liaison()
+    try:
+        result = run_cli("liaison.websocket", f"127.0.0.1:{process.port}")
+    finally:
+        process.stop()
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "cannot listen on" in result.stderr
+
+
+def test_a_public_address_needs_a_token() -> None:
+    result = run_cli("liaison.websocket", "0.0.0.0:0")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "without a token" in result.stderr
+
+
+def test_help_and_version() -> None:
+    from liaison import __version__
+
+    assert "--allow-origin" in run_cli("liaison.websocket", "--help").stdout
+    assert run_cli("liaison.websocket", "--version").stdout.strip() == f"liaison {__version__}"
+
+
+def test_log_level_controls_stderr() -> None:
+    process = spawn_liaison("--log-level", "info")
+    try:
+        RawClient(process.url).call("ping")
+    finally:
+        process.stop()
+    assert "client connected" in process.stderr_text()
