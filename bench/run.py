@@ -478,13 +478,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--output",
-        default=str(BENCH / "RESULTS.md"),
-        help="markdown file to write (default bench/RESULTS.md)",
+        help="markdown file to write (default bench/RESULTS.md, with --quick "
+        "bench/RESULTS-quick.md, which is gitignored)",
     )
     ap.add_argument("--json", help="also write the raw results as JSON to this file")
     ap.add_argument("--only", help="comma-separated servers to run (liaison,floor,baseline)")
     args = ap.parse_args(argv)
     p = C.QUICK if args.quick else C.FULL
+    if args.output is None:
+        args.output = str(BENCH / ("RESULTS-quick.md" if args.quick else "RESULTS.md"))
     started = time.perf_counter()
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
