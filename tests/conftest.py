@@ -143,11 +143,15 @@ class RawClient:
         # __enter__: websockets 17 wants the context-manager form; older ones return self.
         self.ws: ClientConnection = connect(url, max_size=None, **options).__enter__()
         self._count = 0
+        # Messages received while waiting for another one's reply, for receive() to return.
+        self.backlog: list[Any] = []
 
     def send(self, message: Any) -> None:
         self.ws.send(message if isinstance(message, (str, bytes)) else orjson.dumps(message).decode())
 
     def receive(self, timeout: float = 10.0) -> Any:
+        if self.backlog:
+            return self.backlog.pop(0)
         return orjson.loads(self.ws.recv(timeout))
 
     def command(self, name: str, *args: Any, **fields: Any) -> dict[str, Any]:
@@ -158,10 +162,23 @@ class RawClient:
                 "id": fields.pop("id", f"m{self._count}"), **fields}  # fmt: skip
 
     def ask(self, message: Any, timeout: float = 10.0) -> dict[str, Any]:
-        """Send ``message`` and return the next message received (its reply, in order)."""
+        """Send ``message`` and return its final reply.
+
+        Other messages that arrive first are kept for receive(). A message that is not a
+        dict with an id (bad input) gets the next message received.
+        """
         self.send(message)
-        reply: dict[str, Any] = self.receive(timeout)
-        return reply
+        wanted = message.get("id") if isinstance(message, dict) else None
+        if wanted is None:
+            reply: dict[str, Any] = self.receive(timeout)
+            return reply
+        stash = []
+        while True:
+            reply = orjson.loads(self.ws.recv(timeout))
+            if reply.get("id") == wanted and reply.get("tag") in ("response", "error"):
+                self.backlog.extend(stash)
+                return reply
+            stash.append(reply)
 
     def call(self, name: str, *args: Any, **fields: Any) -> Any:
         """Send a command and return its ``response``; fail the test on an error reply."""

@@ -84,10 +84,7 @@ class Resolver:
     def _import(self, name: str) -> types.ModuleType:
         if not self.is_module_allowed(name):
             raise ModuleNotAllowed(f"importing {name!r} is not allowed by --allow-module")
-        module = sys.modules.get(name)
-        if module is None:
-            module = importlib.import_module(name)
-        return module
+        return _loaded_module(name) or importlib.import_module(name)
 
     def _import_longest_prefix(self, target: str, segments: list[str]) -> Any:
         if not _MODULE_PATH.fullmatch(target):
@@ -96,8 +93,9 @@ class Resolver:
             name = ".".join(segments[:end])
             if not self.is_module_allowed(name):
                 continue
-            if name in sys.modules:
-                return self._walk(sys.modules[name], segments[end:], name)
+            loaded = _loaded_module(name)
+            if loaded is not None:
+                return self._walk(loaded, segments[end:], name)
             try:
                 module = importlib.import_module(name)
             except ModuleNotFoundError as error:
@@ -150,3 +148,15 @@ def _step(obj: Any, segment: str, path: str) -> Any:
         except IndexError:
             pass
     raise NameNotFound(f"{path!r} has no attribute or key {segment!r}")
+
+
+def _loaded_module(name: str) -> types.ModuleType | None:
+    """The module ``name`` if it is fully imported, else None.
+
+    A module another thread is still importing is already in sys.modules, half
+    initialised; importlib.import_module waits for it to finish, so leave it to that.
+    """
+    module = sys.modules.get(name)
+    if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
+        return None
+    return module
