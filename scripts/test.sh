@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything the tests need, then run every test (Python, Node, browser).
+#
+#   scripts/test.sh [pytest arguments...]
+#
+# Creates .venv (Python >= 3.10 as `python3`, or $PYTHON), installs the package with its
+# test extra, installs and builds the JavaScript client (npm ci), and runs pytest, which
+# also runs the Node tests (tests/test_js_client.py) and the headless-Chromium tests.
+# Node and browser tests skip when node/npm or chromium/chromedriver are missing, unless
+# LIAISON_REQUIRE_NODE=1 / LIAISON_REQUIRE_BROWSER=1 (CI sets both): then they fail.
+# As root on Debian with no Chromium, it installs chromium and chromium-driver with apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[test]"
+
+if command -v npm >/dev/null; then
+    (cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+else
+    echo "scripts/test.sh: npm not found; the Node tests will skip" >&2
+fi
+
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    # The package lists may be missing on a fresh machine; install needs them.
+    apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+        || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
+fi
+
+exec .venv/bin/python -m pytest "$@"
