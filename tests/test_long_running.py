@@ -146,3 +146,20 @@ def test_an_old_style_client_sees_no_difference(pair: tuple[RawClient, RawClient
         assert message["response"] == 2**i
     _, last = until_reply(new, "new-stream")
     assert last["response"] == 2
+
+
+def test_introspection_of_a_function_a_class_and_a_module(client: RawClient) -> None:
+    assert {"companion", "liaison"} <= set(client.call("names"))
+    function = client.call("describe", "json:dumps")
+    assert function["kind"] == "function" and function["name"] == "dumps"
+    obj, skipkeys = function["parameters"][:2]
+    assert obj == {"name": "obj", "kind": "positional_or_keyword", "default": None,
+                   "required": True, "annotation": None}  # fmt: skip
+    assert skipkeys["kind"] == "keyword_only" and skipkeys["default"] is False
+    cls = client.call("describe", "fractions:Fraction")
+    assert cls["kind"] == "class" and cls["signature"].startswith("Fraction(numerator=0,")
+    assert [p["name"] for p in cls["parameters"]][:2] == ["numerator", "denominator"]
+    module = client.call("describe", "json")
+    assert module["kind"] == "module" and module["doc"].startswith("JSON (JavaScript Object Notation)")
+    commands = client.call("commands")
+    assert commands["cancel"] and commands["describe"]
