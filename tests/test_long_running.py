@@ -129,8 +129,10 @@ def test_send_to_the_sender_only(pair: tuple[RawClient, RawClient]) -> None:
     first.call("init", "teller", "remote_helpers:Pusher", kwargs={"liaison": "$liaison"})
     first.send(first.command("run", "teller.tell_sender", "psst", id="tell"))
     before, reply = until_reply(first, "tell")
-    assert before == [{"tag": "private", "text": "psst"}]
-    assert second.call("ping") == "pong"
+    assert before == [{"tag": "private", "text": "psst"}] and reply["response"] == "psst"
+    # The private message went before the reply, so had it reached second, it would be
+    # in second's backlog by the time second's ping is answered.
+    assert second.call("ping") == "pong" and second.backlog == []
 
 
 def test_an_old_style_client_sees_no_difference(pair: tuple[RawClient, RawClient]) -> None:
@@ -160,6 +162,6 @@ def test_introspection_of_a_function_a_class_and_a_module(client: RawClient) -> 
     assert cls["kind"] == "class" and cls["signature"].startswith("Fraction(numerator=0,")
     assert [p["name"] for p in cls["parameters"]][:2] == ["numerator", "denominator"]
     module = client.call("describe", "json")
-    assert module["kind"] == "module" and module["doc"].startswith("JSON (JavaScript Object Notation)")
+    assert module["kind"] == "module" and module["doc"].startswith("JSON (JavaScript")
     commands = client.call("commands")
     assert commands["cancel"] and commands["describe"]
