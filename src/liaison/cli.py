@@ -22,7 +22,7 @@ from .constants import START_MARKER, STOP_MARKER
 from .core import Companion
 from .dispatch import Dispatcher
 from .execution import Executor, Stopping
-from .security import is_loopback_host
+from .security import RedactingFormatter, is_loopback_host
 from .server import Liaison
 from .settings import DEFAULT_MAX_MESSAGE_SIZE, Settings
 
@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse (HTTP 503) connections beyond N open ones (default: no limit)",
     )  # fmt: skip
     parser.add_argument(
+        "--handshake-timeout", type=float, default=10.0, metavar="SECONDS",
+        help="drop connections that have not completed the WebSocket handshake in time "
+        "(default: 10)",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-watch-parent", dest="watch_parent", action="store_false",
         help="keep running when the process that started the liaison exits",
     )  # fmt: skip
@@ -104,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Settings:
     host, port = parse_address(args.address)
     token = args.token or environ.get("LIAISON_TOKEN") or None
+    if args.handshake_timeout <= 0:
+        raise UsageError(f"--handshake-timeout must be positive, got {args.handshake_timeout}")
+    if args.max_connections is not None and args.max_connections < 1:
+        raise UsageError(f"--max-connections must be at least 1, got {args.max_connections}")
     if token is None and not is_loopback_host(host):
         raise UsageError(
             f"refusing to listen on {host} without a token: anyone who can reach it could "
@@ -117,6 +126,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Set
         allowed_modules=None if args.allow_module is None else frozenset(args.allow_module),
         max_message_size=args.max_message_size,
         max_connections=args.max_connections,
+        handshake_timeout=args.handshake_timeout,
         watch_parent=args.watch_parent,
     )
 
@@ -149,16 +159,22 @@ def _claim_stdout() -> MarkerWriter:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=args.log_level.upper(),
-        format="%(asctime)s liaison %(levelname)s %(name)s: %(message)s",
-    )
     try:
         settings = settings_from_args(args, dict(os.environ))
     except UsageError as error:
         print(f"liaison: error: {error}", file=sys.stderr)
         return 2
+    # Processes that user code starts have no business with the token.
+    os.environ.pop("LIAISON_TOKEN", None)
+    handler = logging.StreamHandler(sys.stderr)
+    # At debug level websockets logs request lines and headers: ?token=... and Bearer.
+    handler.setFormatter(
+        RedactingFormatter(
+            "%(asctime)s liaison %(levelname)s %(name)s: %(message)s",
+            secrets=() if settings.token is None else (settings.token,),
+        )
+    )
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     return serve(settings, markers=_claim_stdout())
 
 
@@ -232,7 +248,9 @@ class IOThread:
         self._stopped: asyncio.Event | None = None
         self._wakeup_r, self._wakeup_w = socket.socketpair()
 
-    def start(self, on_message: Callable[[Any, Any], None], request_stop: Callable[[], None]) -> int:
+    def start(
+        self, on_message: Callable[[Any, Any], None], request_stop: Callable[[], None]
+    ) -> int:
         self.transport = self.transport_class(self.settings, on_message)
         self._request_stop = request_stop
         self._wakeup_w.setblocking(False)
@@ -247,7 +265,11 @@ class IOThread:
 
     def call_later(self, seconds: float, callback: Callable[[], None]) -> Callable[[], None]:
         handle = self.loop.call_later(seconds, callback)
-        return lambda: self.loop.call_soon_threadsafe(handle.cancel)
+
+        def cancel() -> None:
+            self.loop.call_soon_threadsafe(handle.cancel)
+
+        return cancel
 
     def broadcast(self, data: bytes) -> None:
         self.transport.broadcast(data)

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
 from .settings import Settings
 
-__all__ = ["Refusal", "check_handshake", "is_loopback_host", "origin_allowed"]
+__all__ = [
+    "RedactingFormatter", "Refusal", "check_handshake", "is_loopback_host", "origin_allowed",
+]  # fmt: skip
 
 Refusal = tuple[HTTPStatus, str]
 
@@ -61,9 +64,7 @@ def origin_allowed(origin: str | None, extra: frozenset[str] = frozenset()) -> b
         hostname = parts.hostname
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and hostname is not None and is_loopback_host(
-        hostname
-    )
+    return parts.scheme in ("http", "https") and hostname is not None and is_loopback_host(hostname)
 
 
 def _presented_token(path: str, headers: Mapping[str, str]) -> str | None:
@@ -92,3 +93,27 @@ def check_handshake(settings: Settings, path: str, headers: Mapping[str, str]) -
         if not hmac.compare_digest(presented.encode(), settings.token.encode()):
             return HTTPStatus.FORBIDDEN, "wrong token"
     return None
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log formatter that replaces each secret (also URL-encoded) with ``<redacted>``.
+
+    Applied to the whole formatted record, tracebacks included, so no logger (ours or a
+    library's) can write the token to stderr.
+    """
+
+    def __init__(self, fmt: str, secrets: Iterable[str] = ()) -> None:
+        super().__init__(fmt)
+        forms = {form for secret in secrets if secret for form in _encodings(secret)}
+        # Longest first, so a secret's encoding is not half-replaced by a shorter form.
+        self._forms = sorted(forms, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for form in self._forms:
+            text = text.replace(form, "<redacted>")
+        return text
+
+
+def _encodings(secret: str) -> set[str]:
+    return {secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)}

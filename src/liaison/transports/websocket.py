@@ -28,13 +28,18 @@ log = logging.getLogger("liaison.transport")
 
 MessageHandler = Callable[[str | bytes, "Connection"], None]
 
+# Reading a client pauses while this many bytes of messages wait to be sent to it, so a
+# client that pipelines requests with large replies and never reads holds bounded memory.
+OUTBOX_HIGH_WATER_BYTES = 16 * 2**20
+
 
 class Connection:
     """One client: a thread-safe outbox in front of a websockets connection.
 
     Reading pauses while ``max_pending`` messages await their reply or their turn on
-    the wire, so a client that floods holds bounded memory; a client that stops reading
-    while messages are pushed to it is disconnected (1008) once its outbox overflows.
+    the wire, or ``OUTBOX_HIGH_WATER_BYTES`` wait to be sent, so a client that floods
+    holds bounded memory; a client that stops reading while messages are pushed to it
+    is disconnected (1008) once its outbox overflows.
     """
 
     _ids = itertools.count(1)
@@ -47,6 +52,7 @@ class Connection:
         self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._max_pending = max_pending
         self._unanswered = 0
+        self._queued_bytes = 0
         self._room = asyncio.Event()
         self._room.set()
         self.closed = False
@@ -81,9 +87,13 @@ class Connection:
             self._loop.create_task(self.ws.close(1008, "client does not read its messages"))
             return
         self._outbox.put_nowait(data)
+        self._queued_bytes += len(data)
 
     def _update_room(self) -> None:
-        if self._unanswered + self._outbox.qsize() >= self._max_pending:
+        if (
+            self._unanswered + self._outbox.qsize() >= self._max_pending
+            or self._queued_bytes >= OUTBOX_HIGH_WATER_BYTES
+        ):
             self._room.clear()
         else:
             self._room.set()
@@ -95,6 +105,7 @@ class Connection:
                 if data is None:
                     return
                 await self.ws.send(data, text=True)
+                self._queued_bytes -= len(data)
                 if not self._room.is_set():
                     self._update_room()
         except ConnectionClosed:
@@ -160,11 +171,11 @@ class WebSocketTransport:
         return await serve(self._handle, host, 0, **options)
 
     def _process_request(self, ws: ServerConnection, request: HTTPRequest) -> HTTPResponse | None:
-        limit = self.settings.max_connections
-        if limit is not None and len(self.connections) >= limit:
-            return ws.respond(503, "too many connections\n")
         refusal = check_handshake(self.settings, request.path, request.headers)
         if refusal is None:
+            limit = self.settings.max_connections
+            if limit is not None and len(self.connections) >= limit:
+                return ws.respond(503, "too many connections\n")
             return None
         status, reason = refusal
         log.warning(
