@@ -70,6 +70,9 @@ def test_timeout(client: RawClient) -> None:
     assert reply["id"] == "slow" and reply["exception"]["type"] == "TimeoutError"
     fast = client.ask(client.command("run", "builtins:len", "x", timeout=5))
     assert fast["response"] == 1
+    # Without an id the command cannot be cancelled by message, but still times out.
+    anonymous = client.ask(client.command("run", "time:sleep", 30, id=None, timeout=0.3))
+    assert anonymous["id"] is None and anonymous["exception"]["type"] == "TimeoutError"
 
 
 def test_timeout_of_a_concurrent_command(client: RawClient) -> None:

@@ -144,15 +144,18 @@ class Executor:
 
     def submit(self, request: Request, sink: Sink) -> Job:
         job = Job(request, sink)
-        if request.id is not None:
-            key = (id(sink), request.id)
+        key = None if request.id is None else (id(sink), request.id)
+        if key is not None:
             with self._jobs_lock:
                 self._jobs[key] = job
-            cancel_timeout = None
-            if request.timeout is not None and self._call_later is not None:
-                cancel_timeout = self._call_later(
-                    request.timeout, lambda: self._interrupt(job, TimedOut)
-                )
+        cancel_timeout = None
+        if request.timeout is not None and self._call_later is not None:
+
+            def time_out() -> None:
+                self._interrupt(job, TimedOut)
+
+            cancel_timeout = self._call_later(request.timeout, time_out)
+        if key is not None or cancel_timeout is not None:
             job.on_done = lambda: self._forget(key, job, cancel_timeout)
         if request.concurrent:
             threading.Thread(target=self._run_in_worker, args=(job,), daemon=True).start()
@@ -160,10 +163,11 @@ class Executor:
             self._queue.put(job)
         return job
 
-    def _forget(self, key: tuple[int, Any], job: Job, cancel_timeout: Any) -> None:
-        with self._jobs_lock:
-            if self._jobs.get(key) is job:
-                del self._jobs[key]
+    def _forget(self, key: tuple[int, Any] | None, job: Job, cancel_timeout: Any) -> None:
+        if key is not None:
+            with self._jobs_lock:
+                if self._jobs.get(key) is job:
+                    del self._jobs[key]
         if cancel_timeout is not None:
             cancel_timeout()
 
