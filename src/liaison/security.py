@@ -55,7 +55,8 @@ def origin_allowed(origin: str | None, extra: frozenset[str] = frozenset()) -> b
     if origin is None or "*" in extra:
         return True
     normalised = _normalise_origin(origin)
-    if normalised == "null" or normalised.startswith("file://"):
+    # Test the scheme, not a prefix: normalising strips "file://" down to "file:".
+    if normalised == "null" or normalised.startswith("file:"):
         return True
     if normalised in {_normalise_origin(o) for o in extra}:
         return True

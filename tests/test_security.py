@@ -1,0 +1,622 @@
+"""The connection policy and the defences against hostile clients, against the real liaison.
+
+Each handshake rule is checked with a real WebSocket client (or a plain socket when the
+test needs a Host header no client would send); see docs/security.md for the threats.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from conftest import LiaisonProcess, RawClient, spawn_liaison
+
+TOKEN = "s3cr3t+/=&Tok"  # characters that must be URL-encoded, to test the query form
+TOKEN_QUERY = "/?token=" + quote(TOKEN, safe="")
+
+# Every error liaison raises itself while refusing a name or a reference.
+REFUSALS = {"InvalidTarget", "NameNotFound", "ModuleNotAllowed", "InvalidArguments"}
+
+
+def handshake(url: str, **options: Any) -> int:
+    """The HTTP status of an opening handshake: 101 if the connection opened."""
+    try:
+        with connect(url, open_timeout=10, **options):
+            return 101
+    except InvalidStatus as refused:
+        return refused.response.status_code
+
+
+def raw_handshake(port: int, headers: dict[str, str], path: str = "/") -> int:
+    """Send an upgrade request with exactly ``headers`` (no Host unless given); the status."""
+    lines = [f"GET {path} HTTP/1.1"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += [
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        response = b""
+        while b"\r\n" not in response:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            response += chunk
+    return int(response.split(b" ", 2)[1])
+
+
+def error_type(reply: dict[str, Any]) -> str:
+    assert reply["tag"] == "error", reply
+    assert "response" not in reply
+    kind: str = reply["exception"]["type"]
+    return kind
+
+
+@pytest.fixture(scope="module")
+def token_liaison() -> Iterator[LiaisonProcess]:
+    """A liaison with a token from the environment, logging everything at debug level."""
+    process = spawn_liaison("--log-level", "debug", env={"LIAISON_TOKEN": TOKEN})
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def restricted() -> Iterator[LiaisonProcess]:
+    """A liaison that lets clients import only json (and its submodules)."""
+    process = spawn_liaison("--allow-module", "json")
+    yield process
+    process.stop()
+
+
+# -- Origin ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "http://localhost.evil.example",
+        "http://127.0.0.1.evil.example",
+        "http://10.0.0.1",
+        "http://192.168.1.10:8080",
+        "http://[::2]",
+        "https://evil.example/http://localhost",
+        "ws://evil.example",
+        "http://localhost@evil.example",
+        "not a url",
+    ],
+)
+def test_foreign_origins_are_refused_before_the_upgrade(
+    liaison: LiaisonProcess, origin: str
+) -> None:
+    assert handshake(liaison.url, origin=origin) == 403
+    assert "Origin not allowed" in liaison.stderr_text()
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        None,
+        "null",
+        "file://",
+        "http://localhost:5173",
+        "http://LOCALHOST:5173",
+        "http://127.0.0.1",
+        "http://127.0.0.2:8080",
+        "https://[::1]:3000",
+        "http://[::1]:3000",
+    ],
+)
+def test_local_origins_and_none_are_let_in(liaison: LiaisonProcess, origin: str | None) -> None:
+    assert handshake(liaison.url, origin=origin) == 101
+
+
+def test_allow_origin_is_an_exact_match() -> None:
+    process = spawn_liaison("--allow-origin", "https://app.example")
+    try:
+        assert handshake(process.url, origin="https://app.example") == 101
+        assert handshake(process.url, origin="https://app.example/") == 101
+        for near_miss in (
+            "http://app.example",
+            "https://app.example:8443",
+            "https://app.example.evil.example",
+            "https://evil.app.example",
+        ):
+            assert handshake(process.url, origin=near_miss) == 403, near_miss
+        assert handshake(process.url, origin="http://localhost:3000") == 101  # defaults stay
+    finally:
+        process.stop()
+
+
+def test_allow_origin_star_lets_every_origin_in_but_keeps_the_host_check() -> None:
+    process = spawn_liaison("--allow-origin", "*")
+    try:
+        assert handshake(process.url, origin="https://evil.example") == 101
+        assert raw_handshake(process.port, {"Host": f"evil.example:{process.port}"}) == 403
+    finally:
+        process.stop()
+
+
+# -- Host (DNS rebinding) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["evil.example:{port}", "evil.example", "127.0.0.1.evil.example:{port}",
+     "localhost.evil.example:{port}", "10.0.0.1:{port}", "[::2]:{port}", ""],
+)  # fmt: skip
+def test_a_foreign_host_header_is_refused(liaison: LiaisonProcess, host: str) -> None:
+    status = raw_handshake(liaison.port, {"Host": host.format(port=liaison.port)})
+    assert status in (403, 421)
+
+
+def test_a_request_without_host_header_is_refused(liaison: LiaisonProcess) -> None:
+    assert raw_handshake(liaison.port, {}) in (400, 403, 421)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}",
+                                  "127.0.0.9", "LOCALHOST:{port}"])  # fmt: skip
+def test_loopback_host_headers_are_let_in(liaison: LiaisonProcess, host: str) -> None:
+    assert raw_handshake(liaison.port, {"Host": host.format(port=liaison.port)}) == 101
+
+
+def test_rebinding_is_refused_even_from_an_allowed_looking_origin(
+    liaison: LiaisonProcess,
+) -> None:
+    # The page at evil.example (now resolving to 127.0.0.1) talks to "its own" host.
+    headers = {
+        "Host": f"evil.example:{liaison.port}",
+        "Origin": f"http://evil.example:{liaison.port}",
+    }
+    assert raw_handshake(liaison.port, headers) == 403
+
+
+# -- Token ------------------------------------------------------------------------------
+
+
+def test_the_token_is_accepted_in_the_query_and_as_a_bearer_header(
+    token_liaison: LiaisonProcess,
+) -> None:
+    assert handshake(token_liaison.url + TOKEN_QUERY) == 101
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert handshake(token_liaison.url, additional_headers=bearer) == 101
+    client = RawClient(token_liaison.url + TOKEN_QUERY)
+    try:
+        assert client.call("ping") == "pong"
+    finally:
+        client.close()
+
+
+def test_a_missing_token_is_401_and_a_wrong_one_403(token_liaison: LiaisonProcess) -> None:
+    url = token_liaison.url
+    assert handshake(url) == 401
+    assert handshake(url + "/?token=") == 401
+    assert handshake(url + "/?token=wrong") == 403
+    assert handshake(url + "/?token=" + quote(TOKEN[:-1], safe="")) == 403
+    assert handshake(url + "/?token=" + quote(TOKEN + "x", safe="")) == 403
+    assert handshake(url, additional_headers={"Authorization": "Bearer wrong"}) == 403
+    assert handshake(url, additional_headers={"Authorization": f"Basic {TOKEN}"}) == 401
+
+
+def test_a_token_does_not_excuse_a_foreign_origin_or_host(token_liaison: LiaisonProcess) -> None:
+    assert handshake(token_liaison.url + TOKEN_QUERY, origin="https://evil.example") == 403
+    headers = {"Host": "evil.example", "Authorization": f"Bearer {TOKEN}"}
+    assert raw_handshake(token_liaison.port, headers) == 403
+
+
+def test_the_token_is_never_logged_echoed_or_inherited(token_liaison: LiaisonProcess) -> None:
+    client = RawClient(token_liaison.url + TOKEN_QUERY)
+    try:
+        replies = [
+            client.ask(client.command("ping")),
+            client.ask(client.command("names")),
+            client.ask(client.command("get", "liaison")),
+            client.ask(client.command("run", "os:getenv", "LIAISON_TOKEN")),
+            client.ask(client.command("run", "builtins:int", "x")),  # a traceback
+            client.ask("not json"),
+        ]
+    finally:
+        client.close()
+    assert replies[3]["response"] is None  # user code and its children do not see it
+    handshake(token_liaison.url, additional_headers={"Authorization": f"Bearer {TOKEN}"})
+    handshake(token_liaison.url + "/?token=wrong" + quote(TOKEN, safe=""))
+    stderr = token_liaison.stderr_text()
+    assert "GET /?token=" in stderr, "debug logging is on: the request line must be logged"
+    assert "<redacted>" in stderr
+    for form in (TOKEN, quote(TOKEN, safe=""), quote(TOKEN)):
+        assert form not in stderr
+        assert form.encode() not in token_liaison.stdout
+        for reply in replies:
+            assert form.encode() not in orjson.dumps(reply)
+
+
+def test_the_token_option_works_like_the_environment_variable() -> None:
+    process = spawn_liaison("--token", "from-the-command-line")
+    try:
+        assert handshake(process.url) == 401
+        assert handshake(process.url + "/?token=from-the-command-line") == 101
+    finally:
+        process.stop()
+
+
+# -- Binding beyond loopback ---------------------------------------------------------------
+
+
+def test_a_public_bind_without_token_is_refused_with_one_clear_line() -> None:
+    env = {key: value for key, value in os.environ.items() if key != "LIAISON_TOKEN"}
+    result = subprocess.run(
+        [sys.executable, "-m", "liaison.websocket", "0.0.0.0:0"],
+        capture_output=True, text=True, timeout=20, env=env,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stdout == ""  # no marker
+    assert result.stderr.count("\n") == 1
+    assert "without a token" in result.stderr and "LIAISON_TOKEN" in result.stderr
+
+
+def test_a_public_bind_with_a_token_serves_with_the_token() -> None:
+    process = spawn_liaison(address="0.0.0.0:0", env={"LIAISON_TOKEN": TOKEN})
+    try:
+        assert process.host == "0.0.0.0"
+        url = f"ws://127.0.0.1:{process.port}"
+        assert handshake(url) == 401
+        client = RawClient(url + TOKEN_QUERY)
+        try:
+            assert client.call("ping") == "pong"
+        finally:
+            client.close()
+    finally:
+        process.stop()
+
+
+# -- --allow-module ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "args"),
+    [
+        ("run", ["os:system", "true"]),
+        ("run", ["os.system", "true"]),
+        ("run", ["subprocess:run", ["true"]]),
+        ("run", ["builtins:eval", "1 + 1"]),
+        ("run", ["builtins:exec", "import os"]),
+        ("run", ["importlib:import_module", "os"]),
+        ("run", ["json:codecs.open", "/etc/passwd"]),  # walking out of an allowed module
+        ("run", ["json.decoder:re.compile", "x"]),
+        ("run", ["json:dumps", "$os.environ"]),
+        ("run", ["json:dumps", [{"deep": "$os.environ"}]]),
+        ("run", ["json:dumps", 1, {"$kwargs": {"default": "$os.getcwd"}}]),
+        ("init", ["x", "collections:Counter"]),
+        ("init", ["x", "json:JSONDecoder", "$shutil"]),
+        ("register", ["sys", "sys"]),
+        ("register", ["system", "os:system"]),
+        ("get", ["os.environ"]),
+        ("get", ["sys:modules"]),
+        ("get", ["json:codecs"]),
+        ("describe", ["os:system"]),
+    ],
+)
+def test_allow_module_refuses_every_other_import(
+    restricted: LiaisonProcess, command: str, args: list[Any]
+) -> None:
+    client = RawClient(restricted.url)
+    try:
+        *positional, last = args
+        if isinstance(last, dict) and "$kwargs" in last:  # a `$` reference in kwargs
+            message = client.command(command, *positional, kwargs=last["$kwargs"])
+        else:
+            message = client.command(command, *args)
+        assert error_type(client.ask(message)) == "ModuleNotAllowed"
+    finally:
+        client.close()
+
+
+def test_allow_module_answers_exists_with_false(restricted: LiaisonProcess) -> None:
+    client = RawClient(restricted.url)
+    try:
+        for target in ("os", "os:system", "os.path.join", "builtins:eval", "json:codecs"):
+            assert client.call("exists", target) is False, target
+        assert client.call("exists", "json:dumps") is True
+        assert client.call("exists", "json.decoder:JSONDecoder") is True
+    finally:
+        client.close()
+
+
+def test_allow_module_keeps_allowed_modules_and_namespace_names_usable(
+    restricted: LiaisonProcess,
+) -> None:
+    client = RawClient(restricted.url)
+    try:
+        assert client.call("run", "json:dumps", [1, 2]) == "[1, 2]"
+        assert client.call("init", "decoder", "json.decoder:JSONDecoder") == "decoder"
+        assert client.call("run", "decoder.decode", "[3]") == [3]
+        assert client.call("store", "numbers", [3, 1]) == "numbers"
+        assert client.call("run", "json:dumps", "$numbers") == "[3, 1]"
+        assert client.call("get", "companion.namespace.numbers") == [3, 1]
+        assert client.call("register", "dumps", "json:dumps") == "dumps"
+        assert client.call("run", "dumps", {"n": "$numbers"}) == '{"n": [3, 1]}'
+        assert "liaison" in client.call("names")
+        tried = client.call("try", "os:system", "true")
+        assert tried["success"] is False and "ModuleNotAllowed" in tried["result"]
+    finally:
+        client.close()
+
+
+def test_a_refused_import_has_no_side_effect(restricted: LiaisonProcess, tmp_path: Any) -> None:
+    marker = tmp_path / "ran"
+    client = RawClient(restricted.url)
+    try:
+        reply = client.ask(client.command("run", "os:system", f"touch {marker}"))
+        assert error_type(reply) == "ModuleNotAllowed"
+        reply = client.ask(client.command("run", "pathlib:Path.touch", str(marker)))
+        assert error_type(reply) == "ModuleNotAllowed"
+        assert client.call("ping") == "pong"  # every earlier command has finished
+    finally:
+        client.close()
+    assert not marker.exists()
+
+
+# -- Injection through targets and references --------------------------------------------------
+
+HOSTILE_TARGETS = [
+    "__import__('os')",
+    "__import__",
+    "eval('1')",
+    "os:system('true')",
+    "os.system; true",
+    "companion.__init__.__globals__",
+    "companion.__class__",
+    "companion.__dict__",
+    "companion.execute.__func__.__globals__",
+    "json:dumps.__globals__",
+    "json:dumps.__code__",
+    "json:__builtins__",
+    "json:__loader__",
+    "liaison.__class__",
+    "liaison.send.__self__",
+    "liaison.__init__.__globals__",
+    "builtins:__import__",
+    "os:__builtins__.eval",
+    "companion.call.__globals__",
+    "sys:_getframe.f_globals",
+    "companion.namespace.__setitem__",
+    "companion..namespace",
+    "companion.namespace.",
+    ":dumps",
+    "json:",
+    "json:dumps:loads",
+    "üñí.côdé",
+    "1; import os",
+]
+
+REFERENCE_FORMS = [
+    "$companion.__init__.__globals__",
+    "$liaison.__class__",
+    "$companion.namespace.__class__",
+    "$json.dumps.__globals__",
+    "$__builtins__",
+    "$__import__",
+]
+
+
+@pytest.mark.parametrize("target", HOSTILE_TARGETS)
+def test_hostile_targets_get_error_replies_in_every_command(
+    liaison: LiaisonProcess, target: str
+) -> None:
+    client = RawClient(liaison.url)
+    try:
+        for command, args in [
+            ("get", [target]),
+            ("run", [target]),
+            ("run", [target, "true"]),
+            ("init", ["hostile", target]),
+            ("register", ["hostile", target]),
+            ("describe", [target]),
+        ]:
+            reply = client.ask(client.command(command, *args))
+            assert error_type(reply) in REFUSALS, (command, reply)
+        assert client.call("exists", target) is False
+        tried = client.call("try", target)
+        assert tried["success"] is False
+        assert "hostile" not in client.call("names")
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("reference", REFERENCE_FORMS)
+def test_hostile_references_get_error_replies(liaison: LiaisonProcess, reference: str) -> None:
+    client = RawClient(liaison.url)
+    try:
+        for args, kwargs in [
+            ([reference], {}),
+            ([[reference]], {}),
+            ([{"nested": [reference]}], {}),
+            ([1], {"default": reference}),
+        ]:
+            message = client.command("run", "json:dumps", *args, kwargs=kwargs)
+            assert error_type(client.ask(message)) in REFUSALS, (args, kwargs)
+        reply = client.ask(client.command("init", "hostile", "builtins:list", [reference]))
+        assert error_type(reply) in REFUSALS
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("literal", ["$__import__('os')", "$os:system", "$ json", "$", "$a b"])
+def test_strings_that_are_no_reference_stay_literal_strings(
+    client: RawClient, literal: str
+) -> None:
+    # Liaison 1.0 left `$` strings that are not `$name.path` alone; they are never evaluated.
+    assert client.call("run", "builtins:str", literal) == literal
+
+
+@pytest.mark.parametrize("name", ["__builtins__", "__class__", "a.b", "", "f_globals"])
+def test_storing_under_a_dunder_or_dotted_name_is_refused(client: RawClient, name: str) -> None:
+    for command, args in [("store", [name, 1]), ("register", [name, "json:dumps"]),
+                          ("init", [name, "builtins:dict"])]:  # fmt: skip
+        assert error_type(client.ask(client.command(command, *args))) == "InvalidArguments"
+
+
+# -- Limits --------------------------------------------------------------------------------
+
+
+def test_an_oversized_message_closes_with_1009_and_others_are_served() -> None:
+    process = spawn_liaison("--max-message-size", "4KiB")
+    try:
+        bystander = RawClient(process.url)
+        offender = RawClient(process.url)
+        fits = offender.command("ping", pad="x" * 3000)
+        assert offender.ask(fits)["response"] == "pong"
+        offender.send(offender.command("ping", pad="x" * 5000))
+        with pytest.raises(ConnectionClosed) as closed:
+            offender.receive()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        assert bystander.call("ping") == "pong"
+        newcomer = RawClient(process.url)
+        assert newcomer.call("ping") == "pong"
+        newcomer.close()
+        bystander.close()
+    finally:
+        process.stop()
+
+
+def connect_when_room(url: str, deadline_seconds: float = 10.0) -> RawClient:
+    """Connect, retrying while the liaison answers 503 (a slot is being freed)."""
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        try:
+            return RawClient(url)
+        except InvalidStatus as refused:
+            if refused.response.status_code != 503 or time.monotonic() > deadline:
+                raise
+
+
+def test_the_connection_cap_answers_503_and_frees_a_slot_when_a_client_leaves() -> None:
+    process = spawn_liaison("--max-connections", "2")
+    try:
+        first, second = RawClient(process.url), RawClient(process.url)
+        assert handshake(process.url) == 503
+        # The cap is no oracle: refused clients learn their refusal, not the load.
+        assert handshake(process.url, origin="https://evil.example") == 403
+        assert second.call("ping") == "pong"
+        first.close()
+        third = connect_when_room(process.url)
+        assert third.call("ping") == "pong"
+        assert handshake(process.url) == 503
+        third.close()
+        second.close()
+    finally:
+        process.stop()
+
+
+def open_raw_websocket(port: int) -> socket.socket:
+    """A plain socket after a successful upgrade, with small buffers: it will never read."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n")  # fmt: skip
+    sock.sendall(request.encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(1)  # byte by byte: leave any frame after it unread
+    assert response.startswith(b"HTTP/1.1 101"), response
+    return sock
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    # A zero masking key leaves the payload as is; the server only requires a mask.
+    return b"\x81" + bytes([0x80 | 127]) + len(payload).to_bytes(8, "big") + b"\0\0\0\0" + payload
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for memory")
+def test_a_flooding_client_that_never_reads_holds_bounded_memory_and_stalls_no_one() -> None:
+    process = spawn_liaison()
+    try:
+        other = RawClient(process.url)
+        assert other.call("ping") == "pong"
+        baseline = rss_mib(process.process.pid)
+        flooder = open_raw_websocket(process.port)
+        # Each ping echoes its 256 KiB message: 512 MiB of replies if all were read.
+        frame = masked_text_frame(
+            orjson.dumps({"command": {"command": "ping"}, "id": 1, "pad": "x" * 2**18})
+        )
+        flooder.setblocking(False)
+        budget, sent, pending = 2048 * len(frame), 0, memoryview(frame)
+        while sent < budget:
+            # The liaison stops reading the flooder: its socket stays unwritable.
+            _, writable, _ = select.select([], [flooder], [], 3.0)
+            if not writable:
+                break
+            try:
+                written = flooder.send(pending)
+            except BlockingIOError:
+                continue
+            sent += written
+            pending = pending[written:] or memoryview(frame)
+            if sent % (64 * len(frame)) < written:
+                assert other.call("ping") == "pong"  # answered while the flood goes on
+        assert sent < budget / 4, f"the liaison read {sent / 2**20:.0f} MiB it cannot answer"
+        assert other.call("ping") == "pong"
+        assert other.call("run", "builtins:sum", [1, 2]) == 3
+        assert rss_mib(process.process.pid) - baseline < 128
+        flooder.close()
+        assert other.call("ping") == "pong"
+        other.close()
+    finally:
+        process.stop()
+
+
+def test_a_connection_that_never_completes_the_handshake_is_dropped() -> None:
+    process = spawn_liaison("--handshake-timeout", "1")
+    try:
+        silent = socket.create_connection(("127.0.0.1", process.port), timeout=15)
+        stalled = socket.create_connection(("127.0.0.1", process.port), timeout=15)
+        stalled.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+        client = RawClient(process.url)
+        assert client.call("ping") == "pong"  # the silent ones block no one meanwhile
+        for sock in (silent, stalled):
+            received = b""
+            while chunk := sock.recv(4096):  # until EOF: the drop; socket.timeout fails
+                received += chunk
+            assert b" 101 " not in received
+            sock.close()
+        assert client.call("ping") == "pong"
+        client.close()
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize("option", [["--handshake-timeout", "0"], ["--max-connections", "0"]])
+def test_nonsensical_limits_are_usage_errors(option: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "liaison.websocket", "127.0.0.1:0", *option],
+        capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and option[0] in result.stderr
