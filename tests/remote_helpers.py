@@ -91,3 +91,40 @@ def shout(text: str) -> str:
     print(text)
     os.write(1, text.encode())
     return text
+
+
+def announce_then_block(timeout: float = 30.0) -> bool:
+    """`block_until_released`, but report progress once blocked, so a test knows when."""
+    _release.clear()
+    liaison.progress("blocked")
+    return _release.wait(timeout)
+
+
+def announce_then_sleep(seconds: float) -> str:
+    """Report progress, then sleep: a command a test can cancel once it surely runs."""
+    liaison.progress("sleeping")
+    time.sleep(seconds)
+    return "slept"
+
+
+_interrupts: list[str] = []
+
+
+def swallow_interrupts(count: int, limit: float = 30.0) -> list[str]:
+    """Ignore the first ``count`` interrupts (timeout, cancel), noting their kinds.
+
+    Stands for code the liaison cannot stop (C code): only the client's own deadline
+    ends the wait for its reply.
+    """
+    _interrupts.clear()
+    deadline = time.monotonic() + limit
+    while len(_interrupts) < count and time.monotonic() < deadline:
+        try:
+            time.sleep(max(0.0, deadline - time.monotonic()))
+        except BaseException as interrupt:
+            _interrupts.append(type(interrupt).__name__)
+    return list(_interrupts)
+
+
+def interrupts_swallowed() -> list[str]:
+    return list(_interrupts)

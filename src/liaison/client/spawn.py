@@ -1,0 +1,212 @@
+"""Start `python -m liaison.websocket` in another interpreter, for spawn() and spawn_async().
+
+The child gets a fresh random token through the ``LIAISON_TOKEN`` environment variable
+(never its command line, which other users can read). Two threads drain its stdout and
+stderr, so a chatty child never blocks on a full pipe, and keep the text for errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+from ..constants import START_MARKER
+from .async_client import AsyncClient, Opening, open_websocket
+from .errors import SpawnError
+from .sync_client import Client, open_client
+
+__all__ = ["ChildLiaison", "spawn", "spawn_async", "start_child"]
+
+_STARTED = re.compile(re.escape(START_MARKER) + r"@(?P<host>\[[^\]]*\]|[^:]+):(?P<port>\d+)")
+_STDERR_KEPT = 64 * 1024  # bytes of the child's stderr kept for error messages
+# A liaison bound to every interface is reached on loopback.
+_CONNECT_HOST = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "[::]": "[::1]"}
+
+
+class ChildLiaison:
+    """A liaison process started by :func:`start_child`.
+
+    ``process`` is its :class:`subprocess.Popen`; ``url`` and ``token`` reach it.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], token: str) -> None:
+        self.process = process
+        self.token = token
+        self.url = ""
+        self._stdout = ""
+        self._stderr = bytearray()
+        self._started = threading.Event()  # the marker arrived, or stdout ended
+        self._readers = [
+            threading.Thread(target=self._read_stdout, name="liaison-child-stdout", daemon=True),
+            threading.Thread(target=self._read_stderr, name="liaison-child-stderr", daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def __repr__(self) -> str:
+        return f"<ChildLiaison pid={self.process.pid} {self.url or 'starting'}>"
+
+    @property
+    def stderr(self) -> str:
+        """The child's stderr so far (its last 64 KiB)."""
+        return self._stderr.decode(errors="replace")
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        try:
+            while chunk := os.read(self.process.stdout.fileno(), 65536):
+                self._stdout += chunk.decode(errors="replace")
+                if _STARTED.search(self._stdout):
+                    self._started.set()
+        except OSError:  # closed by stop() after the child outlived its grace
+            pass
+        finally:
+            self._started.set()
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        with contextlib.suppress(OSError):  # closed by stop(), as above
+            while chunk := os.read(self.process.stderr.fileno(), 65536):
+                self._stderr += chunk
+                del self._stderr[:-_STDERR_KEPT]
+
+    def wait_started(self, timeout: float) -> str:
+        """Wait for the start marker; return the URL. Raises SpawnError (stopping the
+        child) if it exits or the timeout passes first."""
+        if not self._started.wait(timeout):
+            self.stop(graceful=False)
+            raise SpawnError(f"the liaison did not start within {timeout} s", self.stderr)
+        found = _STARTED.search(self._stdout)
+        if found is None:
+            try:
+                code = self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                code = None
+            self.stop(graceful=False)
+            raise SpawnError(
+                f"the liaison exited with status {code} before it started", self.stderr, code
+            )
+        host = _CONNECT_HOST.get(found["host"], found["host"])
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        self.url = f"ws://{host}:{found['port']}"
+        return self.url
+
+    def stop(self, graceful: bool = True, timeout: float = 10.0) -> int:
+        """Wait for the child to exit and reap it; returns its exit status.
+
+        ``graceful``: it was asked to shut down, so give it ``timeout`` seconds first;
+        otherwise (or if it is still running then) send SIGTERM, and SIGKILL after 5 s.
+        """
+        process = self.process
+        if not graceful and process.poll() is None:
+            process.terminate()
+        try:
+            code = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            try:
+                code = process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                code = process.wait()
+        deadline = time.monotonic() + 5
+        for reader in self._readers:
+            reader.join(max(0.0, deadline - time.monotonic()))
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        return code
+
+
+def start_child(
+    python: str,
+    address: str,
+    env: Mapping[str, str] | None,
+    cwd: str | os.PathLike[str] | None,
+    args: Sequence[str],
+) -> ChildLiaison:
+    """Start ``python -m liaison.websocket ADDRESS *args`` with a fresh token."""
+    token = secrets.token_urlsafe(32)
+    try:
+        process = subprocess.Popen(
+            [python, "-m", "liaison.websocket", address, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {}), "LIAISON_TOKEN": token},
+            cwd=cwd,
+        )
+    except OSError as error:
+        raise SpawnError(f"cannot run {python!r}: {error}") from error
+    return ChildLiaison(process, token)
+
+
+def spawn(
+    python: str = sys.executable,
+    address: str = "127.0.0.1:0",
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    args: Sequence[str] = (),
+    timeout: float = 20.0,
+) -> Client:
+    """Start a liaison in another interpreter and return a :class:`Client` connected to it.
+
+    Runs ``python -m liaison.websocket ADDRESS *args`` in ``cwd`` with ``os.environ``
+    updated by ``env`` and a fresh ``LIAISON_TOKEN``, waits up to ``timeout`` seconds for
+    its start marker and connects with the token. Closing the client sends ``shutdown``
+    and waits for the process (SIGTERM, then SIGKILL, if it lingers); ``client.process``
+    is its :class:`subprocess.Popen`. Raises :class:`SpawnError` with the child's stderr
+    if it cannot run, exits or stays silent.
+    """
+    child = start_child(python, address, env, cwd, args)
+    try:
+        url = child.wait_started(timeout)
+
+        async def opening() -> AsyncClient:
+            client = AsyncClient(
+                await open_websocket(url, child.token, timeout, None, None), url, child.token
+            )
+            client.child = child
+            return client
+
+        return open_client(opening())
+    except BaseException:
+        child.stop(graceful=False)
+        raise
+
+
+def spawn_async(
+    python: str = sys.executable,
+    address: str = "127.0.0.1:0",
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    args: Sequence[str] = (),
+    timeout: float = 20.0,
+) -> Opening[AsyncClient]:
+    """:func:`spawn` for asyncio code: await it, or use it in ``async with``."""
+
+    async def opening() -> AsyncClient:
+        child = await asyncio.to_thread(start_child, python, address, env, cwd, args)
+        try:
+            url = await asyncio.to_thread(child.wait_started, timeout)
+            client = AsyncClient(
+                await open_websocket(url, child.token, timeout, None, None), url, child.token
+            )
+        except BaseException:
+            await asyncio.to_thread(child.stop, False)
+            raise
+        client.child = child
+        return client
+
+    return Opening(opening)
