@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from conftest import LiaisonProcess, RawClient
+from liaison.client import Client, ConnectionLost, connect
 
 A = [0.5982758, 0.67019733, 0.68617796, 0.28764011]
 B = [0.41138649, 1.67023998, 1.0420896, 1.49671732]
 TTEST = [-2.008309436290938, 0.1217799378120249]
+
+
+@pytest.fixture
+def remote(liaison: LiaisonProcess) -> Iterator[Client]:
+    """liaison.client's Client, for tests not about the shape of messages on the wire."""
+    with connect(liaison.url) as client:
+        yield client
 
 
 def test_the_seed_ttest(client: RawClient) -> None:
@@ -21,35 +30,34 @@ def test_the_seed_ttest(client: RawClient) -> None:
     assert reply == {"response": TTEST, "tag": "response", "evt": message, "id": "seed"}
 
 
-def test_every_command(client: RawClient) -> None:
-    assert client.call("ping") == "pong"
-    assert client.call("store", "numbers", [3, 1, 2]) == "numbers"
-    assert client.call("get", "numbers") == [3, 1, 2]
-    assert client.call("get", "numbers.1") == 1
-    assert client.call("exists", "numbers") is True
-    assert client.call("exists", "nothing_here_zz") is False
-    assert client.call("run", "builtins:sorted", "$numbers") == [1, 2, 3]
-    assert client.call("init", "counter", "collections:Counter", "$numbers") == "counter"
-    assert client.call("run", "counter.most_common", 1) == [[3, 1]]
-    assert client.call("register", "dumps", "json:dumps") == "dumps"
-    assert client.call("run", "dumps", {"a": "$numbers"}) == '{"a": [3, 1, 2]}'
-    assert client.call("try", "builtins:int", "7") == {"success": True, "result": 7}
-    failed = client.call("try", "builtins:int", "x")
+def test_every_command(remote: Client) -> None:
+    assert remote.ping() == "pong"
+    assert remote.store("numbers", [3, 1, 2]) == "numbers"
+    assert remote.get("numbers") == [3, 1, 2]
+    assert remote.get("numbers.1") == 1
+    assert remote.exists("numbers") is True
+    assert remote.exists("nothing_here_zz") is False
+    assert remote.run("builtins:sorted", "$numbers") == [1, 2, 3]
+    assert remote.init("counter", "collections:Counter", "$numbers") == "counter"
+    assert remote.run("counter.most_common", 1) == [[3, 1]]
+    assert remote.register("dumps", "json:dumps") == "dumps"
+    assert remote.run("dumps", {"a": "$numbers"}) == '{"a": [3, 1, 2]}'
+    assert remote.attempt("builtins:int", "7") == {"success": True, "result": 7}
+    failed = remote.attempt("builtins:int", "x")
     assert failed["success"] is False and "ValueError" in failed["result"]
-    assert {"companion", "liaison", "numbers", "counter", "dumps"} <= set(client.call("names"))
-    assert client.call("describe", "json:dumps")["parameters"][0]["name"] == "obj"
-    commands = client.call("commands")
+    assert {"companion", "liaison", "numbers", "counter", "dumps"} <= set(remote.names())
+    assert remote.describe("json:dumps")["parameters"][0]["name"] == "obj"
     assert {"get", "exists", "init", "run", "try", "register", "store", "ping", "cancel",
-            "shutdown", "names", "describe", "commands"} == set(commands)  # fmt: skip
-    assert client.call("get", "liaison").startswith("<Liaison ws://127.0.0.1:")
+            "shutdown", "names", "describe", "commands"} == set(remote.commands())  # fmt: skip
+    assert remote.get("liaison").startswith("<Liaison ws://127.0.0.1:")
 
 
-def test_references_nest_in_args_and_kwargs(client: RawClient) -> None:
-    client.call("store", "v", {"a": [1, 2]})
-    assert client.call("run", "remote_helpers:echo", {"x": ["$v.a", "$v"]}) == {
+def test_references_nest_in_args_and_kwargs(remote: Client) -> None:
+    remote.store("v", {"a": [1, 2]})
+    assert remote.run("remote_helpers:echo", {"x": ["$v.a", "$v"]}) == {
         "x": [[1, 2], {"a": [1, 2]}]
     }
-    assert client.call("run", "builtins:dict", kwargs={"x": "$v.a.0"}) == {"x": 1}
+    assert remote.run("builtins:dict", x="$v.a.0") == {"x": 1}
 
 
 def test_results_are_json_for_json_parse(client: RawClient) -> None:
@@ -129,33 +137,47 @@ def test_pipelined_store_then_run_keeps_order(client: RawClient) -> None:
     assert replies[-1]["response"] == 49
 
 
-def test_commands_run_on_the_main_thread(client: RawClient) -> None:
-    assert client.call("run", "remote_helpers:thread_name") == "MainThread"
+def test_commands_run_on_the_main_thread(remote: Client) -> None:
+    assert remote.run("remote_helpers:thread_name") == "MainThread"
+
+
+def start_blocking_call(client: Client) -> tuple[threading.Thread, list[Any]]:
+    """Call announce_then_block on a thread; return once it holds the liaison's queue.
+
+    The list receives the call's result, or the exception it raised.
+    """
+    blocked = threading.Event()
+    outcome: list[Any] = []
+
+    def call() -> None:
+        try:
+            outcome.append(client.call("run", ["remote_helpers:announce_then_block"],
+                                       on_progress=lambda _: blocked.set()))  # fmt: skip
+        except Exception as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert blocked.wait(10)
+    return thread, outcome
 
 
 def test_ping_is_answered_while_a_command_runs(liaison: LiaisonProcess) -> None:
-    busy, other = RawClient(liaison.url), RawClient(liaison.url)
-    try:
-        busy.send(busy.command("run", "remote_helpers:block_until_released", id="long"))
-        assert busy.call("ping") == "pong"  # the same client...
-        assert other.call("ping") == "pong"  # ...and another one
-        other.send(other.command("run", "remote_helpers:release", concurrent=True))
-        assert other.receive()["response"] is True
-        assert busy.receive()["response"] is True
-    finally:
-        busy.close()
-        other.close()
+    with connect(liaison.url) as busy, connect(liaison.url) as other:
+        thread, outcome = start_blocking_call(busy)
+        assert busy.ping() == "pong"  # the same client...
+        assert other.ping() == "pong"  # ...and another one
+        assert other.call("run", ["remote_helpers:release"], concurrent=True) is True
+        thread.join(10)
+        assert outcome == [True]
 
 
 def test_eight_clients_at_once(liaison: LiaisonProcess) -> None:
     results: dict[int, list[Any]] = {}
 
     def work(n: int) -> None:
-        raw = RawClient(liaison.url)
-        try:
-            results[n] = [raw.call("run", "builtins:pow", n, i) for i in range(20)]
-        finally:
-            raw.close()
+        with connect(liaison.url) as remote:
+            results[n] = [remote.run("builtins:pow", n, i) for i in range(20)]
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
     for thread in threads:
@@ -166,30 +188,26 @@ def test_eight_clients_at_once(liaison: LiaisonProcess) -> None:
 
 
 def test_a_client_leaving_mid_command_affects_no_other(liaison: LiaisonProcess) -> None:
-    leaver, stayer = RawClient(liaison.url), RawClient(liaison.url)
-    try:
-        leaver.send(leaver.command("run", "remote_helpers:block_until_released"))
-        leaver.close()
-        stayer.send(stayer.command("run", "remote_helpers:release", concurrent=True))
-        assert stayer.receive()["response"] is True
-        assert stayer.call("run", "builtins:len", "abc") == 3
-    finally:
-        stayer.close()
+    with connect(liaison.url) as stayer:
+        with connect(liaison.url) as leaver:
+            thread, outcome = start_blocking_call(leaver)
+        thread.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], ConnectionLost)
+        assert stayer.call("run", ["remote_helpers:release"], concurrent=True) is True
+        assert stayer.run("builtins:len", "abc") == 3
 
 
 def test_pushed_messages_reach_every_client(liaison: LiaisonProcess) -> None:
-    first, second = RawClient(liaison.url), RawClient(liaison.url)
-    try:
-        assert first.call(
-            "init", "pusher", "remote_helpers:Pusher", kwargs={"liaison": "$liaison"}
-        )
-        first.send(first.command("run", "pusher.alert", "hello"))
-        got_first = [first.receive(), first.receive()]
-        assert {"tag": "alert", "text": "hello"} in got_first
-        assert second.receive() == {"tag": "alert", "text": "hello"}
-    finally:
-        first.close()
-        second.close()
+    with connect(liaison.url) as first, connect(liaison.url) as second:
+        got_first: list[Any] = []
+        got_second: list[Any] = []
+        first.on("alert", got_first.append)
+        second.on("alert", got_second.append)
+        assert first.init("pusher", "remote_helpers:Pusher", liaison="$liaison") == "pusher"
+        assert first.run("pusher.alert", "hello") == "hello"
+        assert got_first == [{"tag": "alert", "text": "hello"}]
+        assert second.ping() == "pong"  # sent after the alert, so answered after it too
+        assert got_second == [{"tag": "alert", "text": "hello"}]
 
 
 def test_multi_megabyte_payloads(client: RawClient) -> None:
