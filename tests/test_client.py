@@ -396,7 +396,7 @@ def test_spawn_async() -> None:
     assert gone(pid)
 
 
-def test_spawn_terminates_a_liaison_that_cannot_say_goodbye() -> None:
+def test_closing_after_a_shutdown_still_reaps_the_liaison() -> None:
     client = spawn(env={"PYTHONPATH": TESTS})
     process = client.process
     assert process is not None
