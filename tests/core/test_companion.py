@@ -116,6 +116,17 @@ def test_run_init_register_store_try(companion: Companion) -> None:
     assert "n" in companion.execute(request("names"))
 
 
+def test_user_kwargs_may_share_names_with_command_parameters(companion: Companion) -> None:
+    sample = request("init", "s", "types:SimpleNamespace", name="n", cls="c", fcn="f")
+    companion.check(sample)
+    assert companion.execute(sample) == "s"
+    assert vars(companion.resolve("s")) == {"name": "n", "cls": "c", "fcn": "f"}
+    by_run = request("run", "builtins:dict", fcn=1, name=2)
+    companion.check(by_run)
+    assert companion.execute(by_run) == {"fcn": 1, "name": 2}
+    assert companion.execute(request("try", "builtins:dict", fcn=3))["result"] == {"fcn": 3}
+
+
 def test_run_refuses_non_callables(companion: Companion) -> None:
     with pytest.raises(InvalidTarget, match="not callable"):
         companion.call("os:sep")

@@ -96,13 +96,17 @@ class Companion:
             return False
         return True
 
-    def initialize(self, name: str, cls: str, *args: Any, **kwargs: Any) -> str:
-        """Store ``cls(*args, **kwargs)`` as ``name`` (``init``); return ``name``."""
+    def initialize(self, name: str, cls: str, /, *args: Any, **kwargs: Any) -> str:
+        """Store ``cls(*args, **kwargs)`` as ``name`` (``init``); return ``name``.
+
+        ``name`` and ``cls`` are positional-only, so the object's own keyword arguments
+        may be called ``name`` or ``cls`` too (likewise ``fcn`` for ``run`` and ``try``).
+        """
         _check_name(name)
         self.namespace[name] = self.call(cls, *args, **kwargs)
         return name
 
-    def call(self, fcn: str, *args: Any, **kwargs: Any) -> Any:
+    def call(self, fcn: str, /, *args: Any, **kwargs: Any) -> Any:
         """``fcn(*args, **kwargs)`` with ``$`` references resolved (``run``)."""
         function = self.resolve(fcn)
         if not callable(function):
@@ -112,7 +116,7 @@ class Companion:
             **{key: self.actualize(value) for key, value in kwargs.items()},
         )
 
-    def attempt(self, fcn: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def attempt(self, fcn: str, /, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Like ``run`` but never fails: ``{"success": bool, "result": value or error}``."""
         try:
             result = self.call(fcn, *args, **kwargs)
