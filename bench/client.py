@@ -154,11 +154,13 @@ class Client:
     async def send(self, raw: bytes) -> None:
         await self.ws.send(raw, text=True)
 
-    async def recv(self) -> dict:
-        data = await self.ws.recv(decode=False)
-        if isinstance(data, bytes) and data[:1] != b"{":
-            return decode_binary(data)
-        return orjson.loads(data)
+    async def recv(self, binary: bool = False) -> dict:
+        """The next message. ``binary``: it may be a binary frame (told apart by the frame
+        type, at the cost of decoding text frames to str)."""
+        if binary:
+            data = await self.ws.recv()  # str for a text frame, bytes for a binary one
+            return orjson.loads(data) if isinstance(data, str) else decode_binary(data)
+        return orjson.loads(await self.ws.recv(decode=False))
 
     async def call(
         self, command: str, args: list | None = None, kwargs: dict | None = None, **extra: Any
@@ -443,7 +445,7 @@ async def _array(c: Client, n: int, dtype: str, binary: bool) -> tuple[float, An
         await c.send(c.encode("run", ["bench_arr.tolist"], **extra))
     else:
         await c.send(c.encode("run", ["numpy:arange", n], {"dtype": dtype}, **extra))
-    reply = await c.recv()
+    reply = await c.recv(binary)
     t1 = perf()
     if binary and not reply.get("$binary"):
         raise NotSupported("answers binary:true with a text frame")

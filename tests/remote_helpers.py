@@ -93,6 +93,32 @@ def shout(text: str) -> str:
     return text
 
 
+def arrays(n: int) -> Iterator[Any]:
+    """Yield numpy.arange(0), ..., numpy.arange(n - 1) as float64 arrays."""
+    import numpy
+
+    for i in range(n):
+        yield numpy.arange(i, dtype=numpy.float64)
+
+
+def array_progress(n: int) -> str:
+    """Report numpy.arange(n) as progress."""
+    import numpy
+
+    liaison.progress({"values": numpy.arange(n)})
+    return "done"
+
+
+def kind_of(value: Any) -> dict[str, Any]:
+    """What an argument arrived as: its type, and for arrays dtype, shape and writeability."""
+    info: dict[str, Any] = {"type": type(value).__name__}
+    if hasattr(value, "dtype"):
+        info["dtype"] = str(value.dtype)
+        info["shape"] = list(value.shape)
+        info["writeable"] = bool(value.flags.writeable)
+    return info
+
+
 def announce_then_block(timeout: float = 30.0) -> bool:
     """`block_until_released`, but report progress once blocked, so a test knows when."""
     _release.clear()

@@ -18,7 +18,7 @@ from .core import (
     parse_message,
 )
 from .core.replies import rejection_reply, request_error_reply, success_reply
-from .core.request import Request
+from .core.request import Request, parse_frame
 from .execution import Executor, Sink
 
 __all__ = ["CONTROL_COMMANDS", "Dispatcher"]
@@ -45,8 +45,9 @@ class Dispatcher:
         self.request_stop = request_stop
 
     def handle(self, data: str | bytes, sink: Sink) -> None:
+        """Handle one message: ``str`` from a text frame, ``bytes`` from a binary frame."""
         try:
-            request = parse_message(data)
+            request = parse_frame(data) if isinstance(data, bytes) else parse_message(data)
         except RejectedMessage as rejected:
             sink.send(rejection_reply(rejected))
             return

@@ -30,12 +30,15 @@ log = logging.getLogger("liaison.execution")
 
 
 class Sink(Protocol):
-    """Where a job's messages go: one client connection."""
+    """Where a job's messages go: one client connection.
 
-    def send(self, data: bytes) -> None:
+    ``data`` is JSON text as bytes, or a binary frame as a bytearray (core.frames.Frame).
+    """
+
+    def send(self, data: bytes | bytearray) -> None:
         """Queue the final reply to one of the client's messages; any thread, never blocks."""
 
-    def push(self, data: bytes) -> None:
+    def push(self, data: bytes | bytearray) -> None:
         """Queue any other message (progress, partial, pushed); any thread, never blocks."""
 
 
@@ -76,7 +79,7 @@ def progress(data: Any) -> bool:
     job = current_job.get()
     if job is None:
         return False
-    job.sink.push(progress_message(job.request.id, data))
+    job.sink.push(progress_message(job.request.id, data, job.request.binary))
     return True
 
 
@@ -104,7 +107,7 @@ class Job:
             self.thread = threading.get_ident()
             return True
 
-    def finish(self, data: bytes) -> bool:
+    def finish(self, data: bytes | bytearray) -> bool:
         """Send the final reply; only the first call sends anything."""
         with self._lock:
             if self.state is DONE:
@@ -296,7 +299,7 @@ class Executor:
             else:
                 job.finish(data)
 
-    def _result(self, job: Job) -> bytes | None:
+    def _result(self, job: Job) -> bytes | bytearray | None:
         """The encoded final reply, or None when a coroutine will reply later."""
         token = current_job.set(job)
         try:
@@ -319,7 +322,7 @@ class Executor:
             return list(generator)
         count = 0
         for item in generator:
-            job.sink.push(partial_message(job.request.id, item))
+            job.sink.push(partial_message(job.request.id, item, job.request.binary))
             count += 1
         return count
 
@@ -370,6 +373,6 @@ class Executor:
             return [item async for item in generator]
         count = 0
         async for item in generator:
-            job.sink.push(partial_message(job.request.id, item))
+            job.sink.push(partial_message(job.request.id, item, job.request.binary))
             count += 1
         return count

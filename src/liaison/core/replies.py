@@ -5,14 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from .encoding import dumps, format_exception
+from .frames import Frame, encode_frame
 from .request import RejectedMessage, Request
 
-__all__ = ["error_reply", "partial_message", "progress_message", "rejection_reply",
+__all__ = ["encode", "error_reply", "partial_message", "progress_message", "rejection_reply",
            "success_reply"]  # fmt: skip
 
 
-def success_reply(request: Request, value: Any) -> bytes:
-    return dumps({"response": value, "tag": "response", "evt": request.evt, "id": request.id})
+def encode(message: dict[str, Any], binary: bool = False) -> bytes | Frame:
+    """``message`` as JSON text bytes; with ``binary``, as a :class:`Frame` if it holds
+    arrays or bytes to send raw (docs/protocol.md, "Binary frames")."""
+    if binary:
+        frame = encode_frame(message)
+        if frame is not None:
+            return frame
+    return dumps(message)
+
+
+def success_reply(request: Request, value: Any) -> bytes | Frame:
+    message = {"response": value, "tag": "response", "evt": request.evt, "id": request.id}
+    return encode(message, binary=True) if request.binary else dumps(message)
 
 
 def error_reply(error: BaseException, evt: Any, id: Any) -> bytes:
@@ -36,9 +48,9 @@ def rejection_reply(rejected: RejectedMessage) -> bytes:
     return error_reply(rejected.error, rejected.message, rejected.id)
 
 
-def progress_message(request_id: Any, data: Any) -> bytes:
-    return dumps({"tag": "progress", "id": request_id, "progress": data})
+def progress_message(request_id: Any, data: Any, binary: bool = False) -> bytes | Frame:
+    return encode({"tag": "progress", "id": request_id, "progress": data}, binary)
 
 
-def partial_message(request_id: Any, item: Any) -> bytes:
-    return dumps({"tag": "partial", "id": request_id, "partial": item})
+def partial_message(request_id: Any, item: Any, binary: bool = False) -> bytes | Frame:
+    return encode({"tag": "partial", "id": request_id, "partial": item}, binary)

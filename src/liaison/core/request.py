@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
 from .errors import InvalidMessage
 
-__all__ = ["Request", "RejectedMessage", "parse_message"]
+__all__ = ["RejectedMessage", "Request", "parse_frame", "parse_message"]
 
 _JSON_TYPE_NAMES = {
     str: "string",
@@ -94,6 +94,33 @@ def parse_message(data: str | bytes | dict[str, Any]) -> Request:
         raise RejectedMessage(error, message, safe_id) from None
 
 
+def parse_frame(data: bytes) -> Request:
+    """Decode and validate one message that came as a binary frame.
+
+    Placeholders in ``command.args`` and ``command.kwargs`` become numpy arrays or bytes;
+    the request's ``message`` (echoed as ``evt``) keeps them as sent, without the
+    ``buffers`` list. A binary frame that is not in the layout but starts with ``{``
+    (after JSON whitespace) is read as JSON text, as liaison 1.0 did. Raises
+    :class:`RejectedMessage` as :func:`parse_message` does.
+    """
+    from .frames import resolve_buffers, split_frame
+
+    try:
+        header, buffers = split_frame(data)
+    except InvalidMessage as error:
+        if data[:64].lstrip(b" \t\r\n")[:1] == b"{":  # JSON text, as liaison 1.0 read it
+            return parse_message(data)
+        raise RejectedMessage(error, None, None) from None
+    header.pop("buffers", None)  # the echo keeps the placeholders, not the layout
+    request = parse_message(header)
+    try:
+        args = resolve_buffers(request.args, buffers)
+        kwargs = resolve_buffers(request.kwargs, buffers)
+    except InvalidMessage as error:
+        raise RejectedMessage(error, header, request.id) from None
+    return replace(request, args=args, kwargs=kwargs)
+
+
 def _validate(message: dict[str, Any], id: Any) -> Request:
     if not (id is None or isinstance(id, (str, int, float))) or isinstance(id, bool):
         raise InvalidMessage(f"id must be a string, number or null, got {json_type_name(id)}")
@@ -123,8 +150,6 @@ def _validate(message: dict[str, Any], id: Any) -> Request:
     if "timeout" in message and message["timeout"] is not None:
         timeout = message["timeout"]
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise InvalidMessage(
-                f"timeout must be a positive number of seconds, got {timeout!r}"
-            )
+            raise InvalidMessage(f"timeout must be a positive number of seconds, got {timeout!r}")
         options["timeout"] = float(timeout)
     return Request(command=name, args=args, kwargs=kwargs, id=id, message=message, **options)

@@ -1,7 +1,7 @@
 """The WebSocket transport, on the ``websockets`` library's asyncio server.
 
-It only moves text and enforces the connection policy; what messages mean is the
-dispatcher's business.
+It only moves messages (text and binary frames) and enforces the connection policy;
+what messages mean is the dispatcher's business.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = ["Connection", "WebSocketTransport"]
 
 log = logging.getLogger("liaison.transport")
 
+# Called with each message received: str for a text frame, bytes for a binary frame.
 MessageHandler = Callable[[str | bytes, "Connection"], None]
 
 # Reading a client pauses while this many bytes of messages wait to be sent to it, so a
@@ -49,7 +50,7 @@ class Connection:
         self.ws = ws
         self._loop = loop
         self._loop_thread = threading.get_ident()
-        self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._outbox: asyncio.Queue[bytes | bytearray | None] = asyncio.Queue()
         self._max_pending = max_pending
         self._unanswered = 0
         self._queued_bytes = 0
@@ -60,25 +61,25 @@ class Connection:
     def __repr__(self) -> str:
         return f"<Connection {self.id} from {self.ws.remote_address}>"
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes | bytearray) -> None:
         """Queue the final reply to a message this connection sent (any thread)."""
         self._call(self._enqueue_reply, data)
 
-    def push(self, data: bytes) -> None:
+    def push(self, data: bytes | bytearray) -> None:
         """Queue a message that is no reply: progress, partial, pushed (any thread)."""
         self._call(self._enqueue, data)
 
-    def _call(self, method: Callable[[bytes], None], data: bytes) -> None:
+    def _call(self, method: Callable[[bytes | bytearray], None], data: bytes | bytearray) -> None:
         if threading.get_ident() == self._loop_thread:
             method(data)
         else:
             self._loop.call_soon_threadsafe(method, data)
 
-    def _enqueue_reply(self, data: bytes) -> None:
+    def _enqueue_reply(self, data: bytes | bytearray) -> None:
         self._unanswered -= 1
         self._enqueue(data)
 
-    def _enqueue(self, data: bytes) -> None:
+    def _enqueue(self, data: bytes | bytearray) -> None:
         if self.closed:
             return
         if self._outbox.qsize() >= 4 * self._max_pending:
@@ -104,7 +105,8 @@ class Connection:
                 data = await self._outbox.get()
                 if data is None:
                     return
-                await self.ws.send(data, text=True)
+                # bytes are JSON text; a bytearray (core.frames.Frame) is a binary frame
+                await self.ws.send(data, text=not isinstance(data, bytearray))
                 self._queued_bytes -= len(data)
                 if not self._room.is_set():
                     self._update_room()
