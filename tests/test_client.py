@@ -439,3 +439,18 @@ def test_importing_without_websockets_says_what_to_install() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1
     assert 'pip install "liaison-backend[websocket]"' in result.stderr
+
+
+def test_numpy_arrays_and_bytes_travel_raw(remote: Client) -> None:
+    import numpy
+
+    result = remote.call("run", ["numpy:arange", 5], {"dtype": "float32"}, binary=True)
+    assert isinstance(result, numpy.ndarray) and result.dtype == numpy.float32
+    assert result.tolist() == [0, 1, 2, 3, 4]
+    assert remote.run("remote_helpers:kind_of", numpy.ones((2, 3))) == {
+        "type": "ndarray", "dtype": "float64", "shape": [2, 3], "writeable": True,
+    }  # fmt: skip
+    assert remote.call("run", ["remote_helpers:echo", b"\x00\x01"], binary=True) == b"\x00\x01"
+    items: list[Any] = []
+    remote.call("run", ["remote_helpers:arrays", 3], on_partial=items.append, binary=True)
+    assert [item.tolist() for item in items] == [[], [0.0], [0.0, 1.0]]

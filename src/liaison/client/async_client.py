@@ -26,6 +26,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, W
 from websockets.typing import Origin
 
 from ..core.encoding import dumps
+from ..core.errors import InvalidMessage
+from ..core.frames import decode_frame, encode_frame
 from .errors import CallTimeout, ClientError, ConnectFailed, ConnectionLost, remote_error
 
 if TYPE_CHECKING:
@@ -112,8 +114,10 @@ class AsyncClient:
         TimeoutError); ``concurrent``: run it on a worker thread, out of order;
         ``on_progress(data)``: called for each progress message of this call (without it,
         they go to ``on("progress")`` handlers); ``on_partial(item)``: stream a generator's
-        items to it, the response is then the number of items; ``binary``: ask for binary
-        frames; ``id``: the message id (default: a fresh uuid4 hex), for :meth:`cancel`.
+        items to it, the response is then the number of items; ``binary``: have numpy
+        arrays and bytes in the result sent raw (they arrive as numpy arrays and bytes;
+        arguments holding them are always sent so); ``id``: the message id (default: a
+        fresh uuid4 hex), for :meth:`cancel`.
 
         Raises :class:`RemoteError` (:class:`CallCancelled`, :class:`CallTimeout`) for an
         error reply, :class:`ConnectionLost` if the connection drops first, and the first
@@ -279,8 +283,13 @@ class AsyncClient:
     # -- the wire -----------------------------------------------------------------------
 
     async def _send(self, message: dict[str, Any]) -> None:
+        # Arguments holding numpy arrays or bytes travel raw, in one binary frame.
+        frame = encode_frame(message)
         try:
-            await self._websocket.send(dumps(message).decode())
+            if frame is None:
+                await self._websocket.send(dumps(message).decode())
+            else:
+                await self._websocket.send(bytes(frame))
         except ConnectionClosed:
             await asyncio.shield(self._reader)  # it records why the connection ended
             raise ConnectionLost(str(self._lost)) from None
@@ -304,9 +313,9 @@ class AsyncClient:
         try:
             async for data in self._websocket:
                 try:
-                    message = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    log.warning("dropped a message from %s that is not JSON", self.url)
+                    message = decode_frame(data) if isinstance(data, bytes) else orjson.loads(data)
+                except (orjson.JSONDecodeError, InvalidMessage):
+                    log.warning("dropped a malformed message from %s", self.url)
                     continue
                 self._route(message)
         except ConnectionClosed:
