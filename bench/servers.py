@@ -47,7 +47,10 @@ def free_port() -> int:
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    # PYTHONDONTWRITEBYTECODE (set on some machines) would make an editable checkout
+    # recompile every module at each start, unlike an installed package: drop it.
+    dropped = ("PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env

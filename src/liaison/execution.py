@@ -9,7 +9,6 @@ Replies leave through each job's :class:`Sink`, which must be thread-safe.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import inspect
 import logging
 import queue
@@ -192,6 +191,8 @@ class Executor:
                     self._interrupt_main(job, reason)
                 elif job.thread is not None:
                     # Raise inside the worker at its next bytecode; C code is not interrupted.
+                    import ctypes  # imported on first use: start-up stays short
+
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(
                         ctypes.c_ulong(job.thread), ctypes.py_object(reason)
                     )

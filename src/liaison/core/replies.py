@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .encoding import dumps, format_exception
-from .frames import Frame, encode_frame
 from .request import RejectedMessage, Request
+
+if TYPE_CHECKING:
+    from .frames import Frame
 
 __all__ = ["encode", "error_reply", "partial_message", "progress_message", "rejection_reply",
            "success_reply"]  # fmt: skip
@@ -16,6 +18,8 @@ def encode(message: dict[str, Any], binary: bool = False) -> bytes | Frame:
     """``message`` as JSON text bytes; with ``binary``, as a :class:`Frame` if it holds
     arrays or bytes to send raw (docs/protocol.md, "Binary frames")."""
     if binary:
+        from .frames import encode_frame  # imported on first use: start-up stays short
+
         frame = encode_frame(message)
         if frame is not None:
             return frame
