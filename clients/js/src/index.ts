@@ -1,0 +1,16 @@
+/**
+ * liaison-client: drive a Python liaison over a WebSocket.
+ *
+ * This is the browser-safe entry (no Node built-ins). In Node and Electron's main
+ * process, `liaison-client/node` re-exports all of it and adds `spawnLiaison`.
+ */
+export { connect, Liaison, CLIENT_TIMEOUT_GRACE, newId, openSocket, resolveWebSocket, tokenUrl } from "./client.js";
+export type { CallOptions, CloseInfo, ConnectOptions, Handler, WebSocketConstructor, WebSocketLike } from "./client.js";
+export { LiaisonError } from "./errors.js";
+export { bytes, decodeFrame, dtypeOf, encodeFrame, jsonStringify, ndarray, normalizeDtype, viewBuffer } from "./binary.js";
+export type { NDArray, TypedArray } from "./binary.js";
+
+/** The marker a liaison writes to stdout once it listens: `LIAISON:CONNECTED@HOST:PORT`. */
+export const START_MARKER = "LIAISON:CONNECTED";
+/** The marker a liaison writes to stdout when it stops: `LIAISON:DISCONNECTED@HOST:PORT`. */
+export const STOP_MARKER = "LIAISON:DISCONNECTED";

@@ -1,0 +1,89 @@
+"""The JavaScript client (clients/js) against the real liaison, run from pytest.
+
+`npm test` builds the client and runs its node:test suites (which spawn the liaison with
+this Python); the seed README's Node example runs as a plain script. Skipped without
+node, npm and an installed clients/js/node_modules (`npm ci`), unless LIAISON_REQUIRE_NODE
+is set (CI): then they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from scipy.stats import ttest_ind
+
+from conftest import require_tool
+
+JS_CLIENT = Path(__file__).resolve().parent.parent / "clients" / "js"
+NODE = shutil.which("node")
+NPM = shutil.which("npm")
+
+
+@pytest.fixture(autouse=True)
+def _node_installed() -> None:
+    require_tool(
+        bool(NODE and NPM and (JS_CLIENT / "node_modules").is_dir()),
+        "LIAISON_REQUIRE_NODE",
+        "needs node, npm and `npm ci` run in clients/js",
+    )
+
+
+def _js_env() -> dict[str, str]:
+    return {**os.environ, "LIAISON_PYTHON": sys.executable}
+
+
+def test_npm_test_passes() -> None:
+    result = subprocess.run(
+        [NPM or "npm", "test"],
+        cwd=JS_CLIENT,
+        env=_js_env(),
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert result.returncode == 0, f"npm test failed:\n{result.stdout}\n{result.stderr}"
+    assert "# fail 0" in result.stdout
+
+
+def _is_gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")  # a zombie no longer runs; reaping it is its parent's job
+
+
+def test_seed_readme_example_runs_the_t_test_and_leaves_no_liaison() -> None:
+    result = subprocess.run(
+        [NODE or "node", "examples/seed-readme.mjs"],
+        cwd=JS_CLIENT,
+        env=_js_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, f"the example failed:\n{result.stdout}\n{result.stderr}"
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    a = [0.5982758, 0.67019733, 0.68617796, 0.28764011]
+    b = [0.41138649, 1.67023998, 1.0420896, 1.49671732]
+    assert printed["response"] == [float(x) for x in ttest_ind(a, b, equal_var=False)]
+    assert printed["response"] == pytest.approx([-2.008309436290938, 0.1217799378120249])
+
+    # The example killed the shell; the liaison exits itself within about a second when
+    # orphaned (it polls its parent). Waiting on a process that is not our child can only poll.
+    pid = printed["pid"]
+    deadline = time.monotonic() + 5
+    while not _is_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _is_gone(pid), f"the liaison (pid {pid}) still runs"
+    host, port = printed["address"].rsplit(":", 1)
+    with pytest.raises(ConnectionRefusedError), socket.create_connection((host, int(port)), 1):
+        pass
