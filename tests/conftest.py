@@ -147,7 +147,9 @@ class RawClient:
         self.backlog: list[Any] = []
 
     def send(self, message: Any) -> None:
-        self.ws.send(message if isinstance(message, (str, bytes)) else orjson.dumps(message).decode())
+        if not isinstance(message, (str, bytes)):
+            message = orjson.dumps(message).decode()
+        self.ws.send(message)
 
     def receive(self, timeout: float = 10.0) -> Any:
         if self.backlog:

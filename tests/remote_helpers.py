@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -77,10 +78,8 @@ def stubborn_sleep(seconds: float) -> str:
     """A command that swallows every interrupt, as badly written user code may."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        try:
+        with contextlib.suppress(BaseException):  # deliberately swallows the interrupt
             time.sleep(max(0.0, end - time.monotonic()))
-        except BaseException:  # noqa: S110 - ignoring the interrupt is the point
-            pass
     return "finished"
 
 

@@ -23,7 +23,9 @@ def test_constants_print_the_markers_as_json() -> None:
     result = run_cli("liaison.constants")
     assert json.loads(result.stdout) == {"START_MARKER": "LIAISON:CONNECTED",
                                          "STOP_MARKER": "LIAISON:DISCONNECTED"}  # fmt: skip
-    assert result.stdout == '{"START_MARKER": "LIAISON:CONNECTED", "STOP_MARKER": "LIAISON:DISCONNECTED"}'
+    assert result.stdout == (
+        '{"START_MARKER": "LIAISON:CONNECTED", "STOP_MARKER": "LIAISON:DISCONNECTED"}'
+    )
 
 
 def test_start_marker_is_all_of_stdout_and_names_the_real_port() -> None:
@@ -34,7 +36,8 @@ def test_start_marker_is_all_of_stdout_and_names_the_real_port() -> None:
         assert RawClient(process.url).call("ping") == "pong"
     finally:
         assert process.stop() == 0
-    assert process.stdout == f"{START}127.0.0.1:{process.port}{STOP}127.0.0.1:{process.port}".encode()
+    address = f"127.0.0.1:{process.port}"
+    assert process.stdout == f"{START}{address}{STOP}{address}".encode()
 
 
 def test_a_fixed_port_and_a_name_are_echoed_as_given() -> None:

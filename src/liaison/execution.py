@@ -18,8 +18,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-from .core import Companion, Request
 from .core import CancelledError as CancelledReply
+from .core import Companion, Request
 from .core import TimeoutError as TimeoutReply
 from .core.replies import partial_message, progress_message, request_error_reply, success_reply
 
@@ -337,9 +337,7 @@ class Executor:
         with self._async_lock:
             if self._async_loop is None:
                 loop = asyncio.new_event_loop()
-                threading.Thread(
-                    target=loop.run_forever, name="liaison-async", daemon=True
-                ).start()
+                threading.Thread(target=loop.run_forever, name="liaison-async", daemon=True).start()
                 self._async_loop = loop
             return self._async_loop
 

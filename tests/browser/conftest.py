@@ -25,9 +25,8 @@ FOREIGN_HOST = "evil.test"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """A headless Chromium where ``evil.test`` maps to 127.0.0.1."""
-    require_tool(
-        bool(CHROMIUM and CHROMEDRIVER), "LIAISON_REQUIRE_BROWSER", "needs chromium and chromedriver"
-    )
+    found = bool(CHROMIUM and CHROMEDRIVER)
+    require_tool(found, "LIAISON_REQUIRE_BROWSER", "needs chromium and chromedriver")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -50,7 +49,7 @@ def browser() -> Iterator[object]:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

@@ -81,7 +81,7 @@ def test_code_is_never_evaluated(companion: Companion, target: str) -> None:
 
 
 def test_missing_names_say_what_is_missing(companion: Companion) -> None:
-    with pytest.raises(NameNotFound, match="'os.path' has no attribute or key 'nope'"):
+    with pytest.raises(NameNotFound, match=r"'os\.path' has no attribute or key 'nope'"):
         companion.resolve("os.path:nope")
     with pytest.raises(ModuleNotFoundError):
         companion.resolve("no_such_module_zz.thing")
@@ -106,8 +106,7 @@ def test_run_init_register_store_try(companion: Companion) -> None:
     assert companion.resolve("c")["a"] == 2
     assert companion.execute(request("register", "j", "json:dumps")) == "j"
     assert companion.execute(request("run", "j", [1], separators=[",", ":"])) == "[1]"
-    assert companion.execute(request("try", "builtins:int", "7")) == {"success": True,
-                                                                        "result": 7}
+    assert companion.execute(request("try", "builtins:int", "7")) == {"success": True, "result": 7}
     failed = companion.execute(request("try", "builtins:int", "x"))
     assert failed["success"] is False and isinstance(failed["result"], ValueError)
     assert companion.execute(request("get", "n")) == 5
@@ -133,7 +132,7 @@ def test_run_refuses_non_callables(companion: Companion) -> None:
 
 
 def test_check_rejects_unknown_commands_and_wrong_arity(companion: Companion) -> None:
-    with pytest.raises(UnknownCommand, match="valid commands: .*run"):
+    with pytest.raises(UnknownCommand, match=r"valid commands: .*run"):
         companion.check(request("eval", "1"))
     with pytest.raises(InvalidArguments, match="run needs 1 argument"):
         companion.check(request("run"))
@@ -153,8 +152,13 @@ def test_stored_names_must_be_plain(companion: Companion) -> None:
 def test_describe_a_function_class_and_module(companion: Companion) -> None:
     function = companion.describe("json:dumps")
     assert function["kind"] == "function" and function["name"] == "dumps"
-    assert function["parameters"][0] == {"name": "obj", "kind": "positional_or_keyword",
-                                         "default": None, "required": True, "annotation": None}
+    assert function["parameters"][0] == {
+        "name": "obj",
+        "kind": "positional_or_keyword",
+        "default": None,
+        "required": True,
+        "annotation": None,
+    }
     assert companion.describe("collections:OrderedDict")["kind"] == "class"
     module = companion.describe("json")
     assert module["kind"] == "module" and module["doc"].startswith("JSON")

@@ -34,12 +34,12 @@ class Colour(enum.Enum):
 
 
 class WithGetJSON:
-    def getJSON(self) -> dict[str, int]:  # noqa: N802 - the name 1.0 frontends rely on
+    def getJSON(self) -> dict[str, int]:
         return {"custom": 1}
 
 
 class BrokenGetJSON:
-    def getJSON(self) -> None:  # noqa: N802
+    def getJSON(self) -> None:
         raise RuntimeError("boom")
 
     def __str__(self) -> str:
@@ -90,8 +90,11 @@ def test_values_encode(value: Any, expected: Any) -> None:
 def test_scipy_result_tuples_are_arrays() -> None:
     from scipy import stats
 
-    result = stats.ttest_ind([0.5982758, 0.67019733, 0.68617796, 0.28764011],
-                             [0.41138649, 1.67023998, 1.0420896, 1.49671732], equal_var=False)
+    result = stats.ttest_ind(
+        [0.5982758, 0.67019733, 0.68617796, 0.28764011],
+        [0.41138649, 1.67023998, 1.0420896, 1.49671732],
+        equal_var=False,
+    )
     assert roundtrip(result) == [-2.008309436290938, 0.1217799378120249]
 
 

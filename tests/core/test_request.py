@@ -19,8 +19,12 @@ def test_a_full_message_becomes_a_request() -> None:
         b'{"command": {"command": "run", "args": ["m:f", 1], "kwargs": {"k": 2}}, "id": "x",'
         b' "timeout": 2, "stream": true, "concurrent": true, "extra": 1}'
     )
-    assert (request.command, request.args, request.kwargs, request.id) == ("run", ["m:f", 1],
-                                                                           {"k": 2}, "x")
+    assert (request.command, request.args, request.kwargs, request.id) == (
+        "run",
+        ["m:f", 1],
+        {"k": 2},
+        "x",
+    )
     assert (request.timeout, request.stream, request.concurrent) == (2.0, True, True)
     assert request.evt["extra"] == 1
 
@@ -76,9 +80,13 @@ def test_rejection_reply_has_type_message_evt_and_id() -> None:
     reply = orjson.loads(rejection_reply(rejection({"command": 5, "id": "q"})))
     assert reply["tag"] == "error" and "response" not in reply
     assert reply["id"] == "q" and reply["evt"] == {"command": 5, "id": "q"}
-    assert reply["exception"] == {"type": "InvalidMessage",
-                                  "message": "command must be an object, got number"}
-    assert reply["error"][-1] == "liaison.core.errors.InvalidMessage: command must be an object, got number\n"
+    assert reply["exception"] == {
+        "type": "InvalidMessage",
+        "message": "command must be an object, got number",
+    }
+    assert reply["error"][-1] == (
+        "liaison.core.errors.InvalidMessage: command must be an object, got number\n"
+    )
 
 
 def test_echo_false_drops_args_from_evt() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "import_string", "to_jsonable", "format_exception"]
+__all__ = ["dumps", "format_exception", "import_string", "to_jsonable"]
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _LIAISON_PACKAGE = __name__.rsplit(".", 2)[0]

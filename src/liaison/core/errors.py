@@ -50,5 +50,5 @@ class CancelledError(ExecutionError):
     """The command was cancelled by a ``cancel`` command or at shutdown."""
 
 
-class TimeoutError(ExecutionError):  # noqa: A001 - the wire name clients match on
+class TimeoutError(ExecutionError):  # shadows the builtin: the wire name clients match on
     """The command ran past its ``timeout``."""

@@ -76,6 +76,7 @@ def parse_message(data: str | bytes | dict[str, Any]) -> Request:
     Raises :class:`RejectedMessage` wrapping a ``JSONDecodeError`` or an
     :class:`~liaison.core.errors.InvalidMessage` naming the offending field.
     """
+    message: Any
     if isinstance(data, dict):
         message = data
     else:
@@ -84,8 +85,8 @@ def parse_message(data: str | bytes | dict[str, Any]) -> Request:
         except orjson.JSONDecodeError as error:
             raise RejectedMessage(error, None, None) from None
     if not isinstance(message, dict):
-        error = InvalidMessage(f"message must be a JSON object, got {json_type_name(message)}")
-        raise RejectedMessage(error, None, None)
+        not_object = InvalidMessage(f"message must be a JSON object, got {json_type_name(message)}")
+        raise RejectedMessage(not_object, None, None)
     id = message.get("id")
     try:
         return _validate(message, id)

@@ -157,8 +157,10 @@ class WebSocketTransport:
         return port
 
     async def _bind(self, host: str, port: int, options: dict[str, Any]) -> Server:
+        server: Server
         if port != 0 or _is_ip_literal(host):
-            return await serve(self._handle, host, port, **options)
+            server = await serve(self._handle, host, port, **options)
+            return server
         # A name such as `localhost` may stand for 127.0.0.1 and ::1: port 0 would give
         # each its own port, so pick one on the first address and bind all to it.
         for _attempt in range(5):
@@ -167,10 +169,12 @@ class WebSocketTransport:
                 probe.bind(address)
                 free_port = probe.getsockname()[1]
             try:
-                return await serve(self._handle, host, free_port, **options)
+                server = await serve(self._handle, host, free_port, **options)
             except OSError:
                 continue
-        return await serve(self._handle, host, 0, **options)
+            return server
+        server = await serve(self._handle, host, 0, **options)
+        return server
 
     def _process_request(self, ws: ServerConnection, request: HTTPRequest) -> HTTPResponse | None:
         refusal = check_handshake(self.settings, request.path, request.headers)
