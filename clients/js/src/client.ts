@@ -163,43 +163,49 @@ export async function openSocket(url: string, options: ConnectOptions = {}): Pro
   }
   socket.binaryType = "arraybuffer";
   await new Promise<void>((resolve, reject) => {
-    let errorText = "";
     let timer: ReturnType<typeof setTimeout> | undefined;
     const done = () => {
       if (timer !== undefined) clearTimeout(timer);
       socket.removeEventListener("open", onOpen);
       socket.removeEventListener("error", onError);
       socket.removeEventListener("close", onClose);
+      // Closing a connecting `ws` socket emits "error"; unheard, Node would throw it.
+      socket.addEventListener("error", () => undefined);
     };
     const onOpen = () => {
       done();
       resolve();
     };
+    // The first of "error" and "close" fails the connection: Node 20's undici WebSocket
+    // fires only "error" when the handshake is refused, and stays CONNECTING.
+    const fail = (detail: string) => {
+      done();
+      try {
+        if (socket.readyState < 2) socket.close();
+      } catch {
+        /* not closable while connecting in some implementations */
+      }
+      const hint = /\b401\b/.test(detail)
+        ? " (401: a token is required)"
+        : /\b403\b/.test(detail)
+          ? " (403: wrong token, Origin not allowed, or Host not a loopback name)"
+          : /\b503\b/.test(detail)
+            ? " (503: too many connections)"
+            : "";
+      reject(new LiaisonError("ConnectionError", `cannot connect to ${safe}${detail ? `: ${detail}` : ""}${hint}`));
+    };
     const onError = (event: any) => {
       // Browsers tell nothing; `ws` says e.g. "Unexpected server response: 401".
       const m = event?.message ?? event?.error?.message;
-      if (m) errorText = String(m).replaceAll(full, safe);
+      fail(m ? String(m).replaceAll(full, safe) : "");
     };
-    const onClose = (event: any) => {
-      done();
-      const code = event?.code ? ` (close code ${event.code})` : "";
-      const hint = /\b401\b/.test(errorText)
-        ? " (401: a token is required)"
-        : /\b403\b/.test(errorText)
-          ? " (403: wrong token, Origin not allowed, or Host not a loopback name)"
-          : /\b503\b/.test(errorText)
-            ? " (503: too many connections)"
-            : "";
-      reject(new LiaisonError("ConnectionError", `cannot connect to ${safe}${errorText ? `: ${errorText}` : code}${hint}`));
-    };
+    const onClose = (event: any) => fail(event?.code ? `closed with code ${event.code}` : "");
     socket.addEventListener("open", onOpen);
     socket.addEventListener("error", onError);
     socket.addEventListener("close", onClose);
     if (timeout !== undefined) {
       timer = setTimeout(() => {
         done();
-        // Closing a connecting `ws` socket emits "error"; unheard, Node would throw it.
-        socket.addEventListener("error", () => undefined);
         try {
           socket.close();
         } catch {
