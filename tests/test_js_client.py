@@ -87,3 +87,18 @@ def test_seed_readme_example_runs_the_t_test_and_leaves_no_liaison() -> None:
     host, port = printed["address"].rsplit(":", 1)
     with pytest.raises(ConnectionRefusedError), socket.create_connection((host, int(port)), 1):
         pass
+
+
+def test_the_ten_line_quickstart_prints_the_t_test() -> None:
+    result = subprocess.run(
+        [NODE or "node", "examples/ttest.mjs"],
+        cwd=JS_CLIENT,
+        env=_js_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, f"the quickstart failed:\n{result.stdout}\n{result.stderr}"
+    a = [0.5982758, 0.67019733, 0.68617796, 0.28764011]
+    b = [0.41138649, 1.67023998, 1.0420896, 1.49671732]
+    assert json.loads(result.stdout) == [float(x) for x in ttest_ind(a, b, equal_var=False)]
