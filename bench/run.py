@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -59,6 +60,118 @@ def ratio_at_most(limit: float) -> Callable[[float, float], bool]:
 
 def ratio_at_least(limit: float) -> Callable[[float, float], bool]:
     return lambda ours, floor: ours >= limit * floor
+
+
+# --- the JavaScript client (bench/js_client.mjs) -----------------------------------------
+
+JS_CLIENT = BENCH / "js_client.mjs"
+JS_DIST = BENCH.parent / "clients" / "js" / "dist" / "node.js"
+JS_NA = "needs node and npm run build in clients/js"
+# js_client.mjs output key -> row key (the table shows the median)
+JS_ROWS = {
+    "result_binary": "js_f64_bin_mbs",
+    "result_json": "js_f64_json_mbs",
+    "args_binary": "js_args_bin_mbs",
+    "args_json": "js_args_json_mbs",
+}
+
+
+def js_reps(p: C.Params) -> tuple[int, int]:
+    """Repetitions of the binary and of the (10x slower) JSON calls."""
+    return (3, 2) if p in (C.QUICK, C.BASELINE_QUICK) else (20, 5)
+
+
+def js_metrics(p: C.Params) -> list[Metric]:
+    reps, json_reps = js_reps(p)
+    return [
+        Metric(
+            "js_f64_bin_mbs",
+            f"8 MB float64 array to JS client, binary frame → Float64Array (median of {reps})",
+            "MB/s",
+            "higher",
+            ">= 200 MB/s",
+            lambda ours, floor: ours >= 200,
+        ),
+        Metric(
+            "js_f64_json_mbs",
+            f"8 MB float64 array to JS client, JSON → Array (median of {json_reps})",
+            "MB/s",
+            "higher",
+        ),
+        Metric(
+            "js_args_bin_mbs",
+            f"8 MB Float64Array argument from JS client, binary frame (median of {reps})",
+            "MB/s",
+            "higher",
+        ),
+        Metric(
+            "js_args_json_mbs",
+            f"8 MB float64 argument from JS client, JSON Array, echo off (median of {json_reps})",
+            "MB/s",
+            "higher",
+            digits=1,
+        ),
+    ]
+
+
+async def m_js_client(server: Server, p: C.Params) -> dict[str, Any]:
+    """Runs bench/js_client.mjs against the server; the medians of its four measurements."""
+    node = shutil.which("node")
+    if node is None or not JS_DIST.exists():
+        raise C.NotSupported(JS_NA)
+    if server.spec.key == "baseline":
+        raise C.NotSupported("not measured: the JS client speaks this liaison's protocol")
+    reps, json_reps = js_reps(p)
+    argv = [node, str(JS_CLIENT), server.uri, "--reps", str(reps), "--json-reps", str(json_reps)]
+    if server.spec.key == "floor":
+        # the floor neither decodes binary frames from clients nor encodes numpy:sum's
+        # numpy.float64 (orjson), so it gets the result rows only
+        argv += ["--only", "results"]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        stdout, stderr = await proc.communicate()
+    finally:
+        if proc.returncode is None:  # cancelled by run_group's timeout
+            proc.kill()
+            await proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"js_client.mjs exited with {proc.returncode}: {stderr.decode(errors='replace')}"
+        )
+    out = json.loads(stdout)
+    # the medians go in the table; the best runs only to the log
+    done = [f"{k} {out[k]['median_mbs']:.0f}/{out[k]['best_mbs']:.0f}" for k in JS_ROWS if k in out]
+    print(f"    JS client MB/s, median/best: {', '.join(done)}", file=sys.stderr)
+    return {
+        row: out[k]["median_mbs"]
+        if k in out
+        else C.NotSupported(
+            "not measured: the floor decodes no binary frames from clients, and its orjson "
+            "cannot encode numpy:sum's numpy.float64"
+        )
+        for k, row in JS_ROWS.items()
+    }
+
+
+def js_client_header() -> str:
+    node = shutil.which("node")
+    if node is None or not JS_DIST.exists():
+        return f"- JS client rows: n/a ({JS_NA})"
+    version = sh([node, "--version"])
+    major = int(version.lstrip("v").split(".")[0]) if version.startswith("v") else 0
+    try:
+        ws = json.loads((BENCH.parent / "clients/js/node_modules/ws/package.json").read_text())
+        ws_version = f"ws {ws['version']}"
+    except (OSError, ValueError, KeyError):
+        ws_version = "ws (not installed)"
+    # the client prefers globalThis.WebSocket, which Node has from 22 on
+    websocket = "Node's own WebSocket" if major >= 22 else ws_version
+    return (
+        f"- JS client rows: bench/js_client.mjs, Node {version}, clients/js/dist, {websocket}; "
+        "1,048,576 float64 (numpy:ones back, numpy:sum of sin values out)"
+    )
 
 
 def metrics(p: C.Params) -> list[Metric]:
@@ -132,6 +245,7 @@ def metrics(p: C.Params) -> list[Metric]:
         Metric(
             "f64_bin_mbs", f"{f64:g} MB float64 array to client, binary frame", "MB/s", "higher"
         ),
+        *js_metrics(p),
         Metric(
             "sleep_ping_max_ms",
             f"ping during a {p.sleep_s:g} s command, max",
@@ -206,6 +320,7 @@ GROUPS: list[tuple[str, Callable[..., Any], list[str], list[str]]] = [
     ("concurrent", C.m_concurrent, ["conc_rate"], ["conc_n"]),
     ("payload", C.m_payload, ["payload_ms"], []),
     ("arrays", C.m_arrays, ["arange_json_ms", "arange_bin_ms", "f64_json_mbs", "f64_bin_mbs"], []),
+    ("JS client", m_js_client, list(JS_ROWS.values()), []),
     (
         "ping during command",
         C.m_ping_during_command,
@@ -459,6 +574,7 @@ def machine_header(
         f"{p.conc_clients}x{p.conc_n:,} concurrent, {p.payload_reps} payload and "
         f"{p.array_reps} array repetitions, {p.mem_total:,} messages for memory"
     )
+    out.append(js_client_header())
     out.append(
         "- targets (liaison vs floor): server CPU per ping <= 1.5x; pipelined throughput "
         ">= 0.8x; sequential round trip <= 1.2x; 2 MB payload round trip at least as "
