@@ -27,9 +27,9 @@ def json_type_name(value: object) -> str:
     return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ costs a setattr call per field
 class Request:
-    """A validated message: what to run, with which options."""
+    """A validated message: what to run, with which options. Treat it as immutable."""
 
     command: str
     args: list[Any]
@@ -142,6 +142,9 @@ def _validate(message: dict[str, Any], id: Any) -> Request:
     if not isinstance(kwargs, dict):
         raise InvalidMessage(f"command.kwargs must be an object, got {json_type_name(kwargs)}")
     options: dict[str, Any] = {}
+    if len(message) == 1 + ("id" in message):
+        # Only `command` (and `id`): no options to look for, the common case.
+        return Request(command=name, args=args, kwargs=kwargs, id=id, message=message)
     for key, types in _OPTION_TYPES.items():
         if key in message:
             value = message[key]
