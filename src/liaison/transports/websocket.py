@@ -7,6 +7,7 @@ what messages mean is the dispatcher's business.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import socket
@@ -34,6 +35,37 @@ MessageHandler = Callable[[str | bytes, "Connection"], None]
 OUTBOX_HIGH_WATER_BYTES = 16 * 2**20
 
 
+class LoopInbox:
+    """Calls handed to the event loop from other threads, run in order, in batches.
+
+    ``call_soon_threadsafe`` wakes the loop (a write to its self-pipe) for every call; the
+    main thread produces replies in bursts, so one wake-up per batch saves a syscall and
+    a loop iteration per reply.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._calls: collections.deque[tuple[Callable[[Any], None], Any]] = collections.deque()
+        self._lock = threading.Lock()
+        self._wake_pending = False
+
+    def put(self, function: Callable[[Any], None], argument: Any) -> None:
+        self._calls.append((function, argument))
+        with self._lock:
+            if self._wake_pending:
+                return  # the pending _run_all will find this call
+            self._wake_pending = True
+        self._loop.call_soon_threadsafe(self._run_all)
+
+    def _run_all(self) -> None:
+        with self._lock:
+            self._wake_pending = False
+        calls = self._calls
+        while calls:
+            function, argument = calls.popleft()
+            function(argument)
+
+
 class Connection:
     """One client: a thread-safe outbox in front of a websockets connection.
 
@@ -45,10 +77,10 @@ class Connection:
 
     _ids = itertools.count(1)
 
-    def __init__(self, ws: ServerConnection, loop: asyncio.AbstractEventLoop, max_pending: int):
+    def __init__(self, ws: ServerConnection, inbox: LoopInbox, max_pending: int):
         self.id = next(self._ids)
         self.ws = ws
-        self._loop = loop
+        self._inbox = inbox
         self._loop_thread = threading.get_ident()
         self._outbox: asyncio.Queue[bytes | bytearray | None] = asyncio.Queue()
         self._max_pending = max_pending
@@ -73,7 +105,7 @@ class Connection:
         if threading.get_ident() == self._loop_thread:
             method(data)
         else:
-            self._loop.call_soon_threadsafe(method, data)
+            self._inbox.put(method, data)
 
     def _enqueue_reply(self, data: bytes | bytearray) -> None:
         self._unanswered -= 1
@@ -85,7 +117,9 @@ class Connection:
         if self._outbox.qsize() >= 4 * self._max_pending:
             log.warning("%r does not read its messages: disconnecting it", self)
             self.closed = True
-            self._loop.create_task(self.ws.close(1008, "client does not read its messages"))
+            asyncio.get_running_loop().create_task(
+                self.ws.close(1008, "client does not read its messages")
+            )
             return
         self._outbox.put_nowait(data)
         self._queued_bytes += len(data)
@@ -138,10 +172,12 @@ class WebSocketTransport:
         self.connections: set[Connection] = set()
         self._server: Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: LoopInbox | None = None
 
     async def start(self) -> int:
         """Bind and listen; returns the real port. Raises OSError if it cannot bind."""
         self.loop = asyncio.get_running_loop()
+        self._inbox = LoopInbox(self.loop)
         settings = self.settings
         options: dict[str, Any] = dict(
             process_request=self._process_request,
@@ -191,8 +227,8 @@ class WebSocketTransport:
         return ws.respond(status, reason + "\n")
 
     async def _handle(self, ws: ServerConnection) -> None:
-        assert self.loop is not None
-        connection = Connection(ws, self.loop, self.settings.max_pending)
+        assert self._inbox is not None
+        connection = Connection(ws, self._inbox, self.settings.max_pending)
         self.connections.add(connection)
         log.info("client connected: %r", connection)
         writer = asyncio.create_task(connection.writer())
@@ -208,8 +244,8 @@ class WebSocketTransport:
 
     def broadcast(self, data: bytes) -> None:
         """Send ``data`` to every connected client; callable from any thread."""
-        assert self.loop is not None
-        self.loop.call_soon_threadsafe(self._broadcast, data)
+        assert self._inbox is not None
+        self._inbox.put(self._broadcast, data)
 
     def _broadcast(self, data: bytes) -> None:
         for connection in list(self.connections):
