@@ -7,6 +7,7 @@ layer decides when and where :meth:`Companion.execute` runs.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -41,6 +42,10 @@ class Companion:
             "describe": self.describe,
         }
         self._signatures = {name: inspect.signature(f) for name, f in self.commands.items()}
+        # Positional counts that need no Signature.bind (about 3 us) when there are no kwargs.
+        self._positional_ranges = {
+            name: _positional_range(signature) for name, signature in self._signatures.items()
+        }
 
     # -- the execution layer's entry points -------------------------------------------
 
@@ -52,6 +57,10 @@ class Companion:
                 f"unknown command {request.command!r}; valid commands: "
                 + ", ".join(sorted(self.commands))
             )
+        if not request.kwargs:
+            least, most = self._positional_ranges[request.command]
+            if least <= len(request.args) <= most:
+                return
         if request.args or request.kwargs:
             try:
                 signature.bind(*request.args, **request.kwargs)
@@ -185,6 +194,19 @@ def _required(signature: inspect.Signature) -> list[str]:
         for p in signature.parameters.values()
         if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
+
+
+def _positional_range(signature: inspect.Signature) -> tuple[int, float]:
+    """The least and most positional arguments ``signature`` accepts."""
+    least, most = 0, 0.0
+    for parameter in signature.parameters.values():
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            most = math.inf
+        elif parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            most += 1
+            if parameter.default is parameter.empty:
+                least += 1
+    return least, most
 
 
 def _required_count(signature: inspect.Signature) -> int:
