@@ -52,7 +52,7 @@ def gone(pid: int) -> bool:
 # -- commands -----------------------------------------------------------------------------
 
 
-def test_the_seed_ttest(remote: Client) -> None:
+def test_a_t_test_matches_scipy_run_here(remote: Client) -> None:
     a, b = [1, 2, 3, 4, 5], [2, 4, 6, 8, 10]
     expected = scipy.stats.ttest_ind(a, b, equal_var=False)
     result = remote.run("scipy.stats:ttest_ind", a, b, equal_var=False)
