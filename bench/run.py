@@ -29,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import client as C
+import instructions
 from servers import (
     BENCH,
     Server,
@@ -208,6 +209,22 @@ def metrics(p: C.Params) -> list[Metric]:
             1,
         ),
         Metric("cpu_busy_ping_pct", "server CPU busy during pipelined pings", "%", "", ratio=False),
+        Metric(
+            "instr_per_ping",
+            "server instructions per pipelined ping (callgrind; repeatable)",
+            "k",
+            "lower",
+            "<= 1.5x floor",
+            ratio_at_most(1.5),
+            1,
+        ),
+        Metric(
+            "instr_per_run",
+            "server instructions per pipelined no-op `run` (callgrind)",
+            "k",
+            "lower",
+            digits=1,
+        ),
         Metric(
             "pipe_run_rate",
             f"pipelined no-op `run` throughput ({p.pipe_n:,} in flight)",
@@ -422,6 +439,27 @@ def merge_rounds(rounds: list[Results], keys: list[str], servers: list[str], res
                 res.set(key, server, next(c for c in cells if c.status != "ok"))
 
 
+def run_instructions(
+    spec: ServerSpec, quick: bool, res: Results, log: Callable[[str], None]
+) -> None:
+    """Instructions per message under callgrind (bench/instructions.py): full runs only."""
+    keys = {"ping": "instr_per_ping", "run": "instr_per_run"}
+    for kind, key in keys.items():
+        if quick:
+            res.set(key, spec.key, Cell(status="n/a", reason="full runs only (~1 min a server)"))
+        elif instructions.VALGRIND is None:
+            res.set(key, spec.key, Cell(status="n/a", reason="needs valgrind"))
+        elif spec.key == "baseline":
+            res.set(key, spec.key, Cell(status="n/a", reason="not measured: ~40x slower"))
+        else:
+            log(f"instructions ({kind}): {spec.title}")
+            try:
+                per_message = instructions.instructions_per_message(spec, kind)
+                res.set(key, spec.key, Cell(per_message / 1e3))
+            except Exception as err:
+                res.set(key, spec.key, Cell(status="fails", reason=short(err)))
+
+
 def run_startup(spec: ServerSpec, p: C.Params, res: Results) -> None:
     ups, downs = [], []
     try:
@@ -508,6 +546,8 @@ def render(p: C.Params, res: Results, servers: list[ServerSpec], header: list[st
         )
         if m.check is None:
             row.append("")
+        elif ours.status == "n/a":
+            row.append("-")  # not measured here (quick run, missing tool): no verdict
         elif ours.status != "ok":
             row.append("no")
         elif "floor" in m.target:
@@ -687,6 +727,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_group(spec, fn, keys, sp, round_res, note)
         if repeated:
             merge_rounds(per_round, keys, [spec.key for spec in specs], res)
+    for spec in specs:
+        run_instructions(spec, args.quick, res, log)
     # Start-up too alternates between the servers, round by round.
     startup_rounds = [Results() for _ in range(rounds)]
     for round_res in startup_rounds:
