@@ -109,11 +109,14 @@ class Resolver:
         raise ModuleNotAllowed(f"importing {segments[0]!r} is not allowed by --allow-module")
 
     def _walk(self, obj: Any, segments: list[str], path: str) -> Any:
-        self._check_allowed(obj, path)
+        checked = self.allowed_modules is not None
+        if checked:
+            self._check_allowed(obj, path)
         for segment in segments:
             obj = _step(obj, segment, path)
             path = f"{path}.{segment}"
-            self._check_allowed(obj, path)
+            if checked:
+                self._check_allowed(obj, path)
         return obj
 
     def _check_allowed(self, obj: Any, path: str) -> None:
@@ -133,7 +136,8 @@ class Resolver:
 
 
 def _step(obj: Any, segment: str, path: str) -> Any:
-    if isinstance(obj, Mapping):
+    # A module is no Mapping; skipping the ABC check for it saves ~1 us a step.
+    if type(obj) is not types.ModuleType and isinstance(obj, Mapping):
         if segment in obj:
             return obj[segment]
         if segment.isdigit() and int(segment) in obj:

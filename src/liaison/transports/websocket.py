@@ -97,7 +97,10 @@ class Connection:
 
     def send(self, data: bytes | bytearray) -> None:
         """Queue the final reply to a message this connection sent (any thread)."""
-        self._call(self._enqueue_reply, data)
+        if threading.get_ident() == self._loop_thread:  # inline: a ping's reply path
+            self._enqueue_reply(data)
+        else:
+            self._inbox.put(self._enqueue_reply, data)
 
     def push(self, data: bytes | bytearray) -> None:
         """Queue a message that is no reply: progress, partial, pushed (any thread)."""
