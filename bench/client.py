@@ -67,7 +67,7 @@ BASELINE_FULL = replace(
     pipe_reps=1,
     pipe_warmup=500,
     conc_n=500,
-    mem_total=20_000,
+    mem_total=10_000,  # and as many again to warm up: ~40 s at liaison-py's pace
     mem_batch=2000,
 )
 QUICK = Params(
