@@ -85,6 +85,8 @@ class Connection:
         # A deque and one future: asyncio.Queue costs ~10 Python calls per message.
         self._outbox: collections.deque[bytes | bytearray | None] = collections.deque()
         self._outbox_filled: asyncio.Future[None] | None = None
+        self._sending = False  # a task is in _send_queued: only one may be
+        self._finished = False  # the writer met the end-of-outbox mark
         self._max_pending = max_pending
         self._unanswered = 0
         self._queued_bytes = 0
@@ -142,31 +144,48 @@ class Connection:
         )
 
     async def writer(self) -> None:
+        """Send what others queue (replies from the main thread, pushes) until closed."""
         try:
             outbox = self._outbox
-            while True:
-                while not outbox:
+            while not self._finished:
+                while not outbox or self._sending:
                     self._outbox_filled = asyncio.get_running_loop().create_future()
                     await self._outbox_filled
                     self._outbox_filled = None
-                data = outbox.popleft()
-                if data is None:
-                    return
-                # bytes are JSON text; a bytearray (core.frames.Frame) is a binary frame
-                await self.ws.send(data, text=not isinstance(data, bytearray))
-                self._queued_bytes -= len(data)
-                if not self._room.is_set() and not self._crowded():
-                    self._room.set()
+                await self._send_queued()
         except ConnectionClosed:
             pass
         finally:
             self.closed = True
             self._room.set()
 
+    async def _send_queued(self) -> None:
+        """Send the outbox until it is empty. One sender at a time keeps the order."""
+        self._sending = True
+        try:
+            outbox = self._outbox
+            while outbox:
+                data = outbox.popleft()
+                if data is None:
+                    self._finished = True
+                    return
+                # bytes are JSON text; a bytearray (core.frames.Frame) is a binary frame
+                await self.ws.send(data, text=not isinstance(data, bytearray))
+                self._queued_bytes -= len(data)
+                if not self._room.is_set() and not self._crowded():
+                    self._room.set()
+        finally:
+            self._sending = False
+            if outbox:  # queued while the last send was awaited: the writer's now
+                self._wake_writer()
+
     async def reader(self, on_message: MessageHandler) -> None:
         async for data in self.ws:
             self._unanswered += 1
             on_message(data, self)
+            if self._outbox and not self._sending:
+                # A reply made while handling (a ping's) goes out now: no task switch.
+                await self._send_queued()
             if self._crowded():
                 self._room.clear()
                 await self._room.wait()
