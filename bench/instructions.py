@@ -1,9 +1,10 @@
 """Server CPU cost per message in instructions, counted by valgrind's callgrind.
 
 Wall-clock and CPU-time figures on a shared 2-core VM move by 20-40% from run to run;
-an instruction count does not (the same binary, inputs and environment give the same
-total). A server runs under ``valgrind --tool=callgrind``, once with ``small`` and once
-with ``large`` pipelined messages; start-up and shutdown cost the same in both runs, so
+an instruction count moves by under ~10% (only how many messages the event loop takes
+per wake-up still depends on timing). A server runs under ``valgrind --tool=callgrind``,
+once with ``small`` and once with ``large`` pipelined messages; start-up and shutdown
+cost the same in both runs, so
 
     instructions per message = (total(large) - total(small)) / (large - small)
 

@@ -211,7 +211,7 @@ def metrics(p: C.Params) -> list[Metric]:
         Metric("cpu_busy_ping_pct", "server CPU busy during pipelined pings", "%", "", ratio=False),
         Metric(
             "instr_per_ping",
-            "server instructions per pipelined ping (callgrind; repeatable)",
+            "server instructions per pipelined ping (callgrind)",
             "k",
             "lower",
             "<= 1.5x floor",
