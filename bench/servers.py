@@ -201,7 +201,8 @@ class Server:
         shutil.rmtree(self._cwd, ignore_errors=True)
 
     def __enter__(self) -> Server:
-        return self.start()
+        # `with Server(spec).start() as s` must not start a second, orphaned server.
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
