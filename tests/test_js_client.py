@@ -36,19 +36,20 @@ def _node_installed() -> None:
     )
 
 
-def _js_env() -> dict[str, str]:
-    return {**os.environ, "LIAISON_PYTHON": sys.executable}
+def _run_in_js_client(*argv: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run a command in clients/js with this Python as the liaison's interpreter."""
+    return subprocess.run(
+        argv,
+        cwd=JS_CLIENT,
+        env={**os.environ, "LIAISON_PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_npm_test_passes() -> None:
-    result = subprocess.run(
-        [NPM or "npm", "test"],
-        cwd=JS_CLIENT,
-        env=_js_env(),
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
+    result = _run_in_js_client(NPM or "npm", "test", timeout=100)
     assert result.returncode == 0, f"npm test failed:\n{result.stdout}\n{result.stderr}"
     assert "# fail 0" in result.stdout
 
@@ -62,14 +63,7 @@ def _is_gone(pid: int) -> bool:
 
 
 def test_seed_readme_example_runs_the_t_test_and_leaves_no_liaison() -> None:
-    result = subprocess.run(
-        [NODE or "node", "examples/seed-readme.mjs"],
-        cwd=JS_CLIENT,
-        env=_js_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = _run_in_js_client(NODE or "node", "examples/seed-readme.mjs", timeout=30)
     assert result.returncode == 0, f"the example failed:\n{result.stdout}\n{result.stderr}"
     printed = json.loads(result.stdout.strip().splitlines()[-1])
     a = [0.5982758, 0.67019733, 0.68617796, 0.28764011]
@@ -90,14 +84,7 @@ def test_seed_readme_example_runs_the_t_test_and_leaves_no_liaison() -> None:
 
 
 def test_the_ten_line_quickstart_prints_the_t_test() -> None:
-    result = subprocess.run(
-        [NODE or "node", "examples/ttest.mjs"],
-        cwd=JS_CLIENT,
-        env=_js_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = _run_in_js_client(NODE or "node", "examples/ttest.mjs", timeout=30)
     assert result.returncode == 0, f"the quickstart failed:\n{result.stdout}\n{result.stderr}"
     a = [0.5982758, 0.67019733, 0.68617796, 0.28764011]
     b = [0.41138649, 1.67023998, 1.0420896, 1.49671732]

@@ -28,7 +28,7 @@ def encode(message: dict[str, Any], binary: bool = False) -> bytes | Frame:
 
 def success_reply(request: Request, value: Any) -> bytes | Frame:
     message = {"response": value, "tag": "response", "evt": request.evt, "id": request.id}
-    return encode(message, binary=True) if request.binary else dumps(message)
+    return encode(message, request.binary)
 
 
 def error_reply(error: BaseException, evt: Any, id: Any) -> bytes:

@@ -141,10 +141,10 @@ def _validate(message: dict[str, Any], id: Any) -> Request:
     kwargs = body.get("kwargs", {})
     if not isinstance(kwargs, dict):
         raise InvalidMessage(f"command.kwargs must be an object, got {json_type_name(kwargs)}")
-    options: dict[str, Any] = {}
     if len(message) == 1 + ("id" in message):
         # Only `command` (and `id`): no options to look for, the common case.
         return Request(command=name, args=args, kwargs=kwargs, id=id, message=message)
+    options: dict[str, Any] = {}
     for key, types in _OPTION_TYPES.items():
         if key in message:
             value = message[key]

@@ -99,10 +99,7 @@ class Connection:
 
     def send(self, data: bytes | bytearray) -> None:
         """Queue the final reply to a message this connection sent (any thread)."""
-        if threading.get_ident() == self._loop_thread:  # inline: a ping's reply path
-            self._enqueue_reply(data)
-        else:
-            self._inbox.put(self._enqueue_reply, data)
+        self._call(self._enqueue_reply, data)
 
     def push(self, data: bytes | bytearray) -> None:
         """Queue a message that is no reply: progress, partial, pushed (any thread)."""
