@@ -4,6 +4,10 @@ Every measurement is an ``async`` function ``(server, params) -> {metric: value}
 opens its own connections (websockets asyncio client, no compression, no size limit, no
 keepalive pings) and raises on any failure: ``NotSupported`` for a feature the server
 does not have (reported as n/a), anything else is reported as "fails".
+
+The latency and throughput measurements are async generators instead: they yield
+``None`` after each block of work and their ``{metric: value}`` last, so that run.py can
+interleave the blocks of several servers running side by side (``run.interleave``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import statistics
 import struct
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -225,25 +230,42 @@ async def check_ping(c: Client) -> None:
 # --- measurements ------------------------------------------------------------------------
 
 
-async def m_sequential(server: Server, p: Params) -> dict[str, float]:
+# Interleaving is only useful if a block is short next to how fast conditions on the
+# machine drift (seconds): a block of 250 sequential round trips takes ~70 ms.
+SEQ_BLOCK = 250
+CONC_BLOCK = 250
+
+
+def blocks(n: int, size: int) -> list[int]:
+    """``n`` split into blocks of at most ``size``."""
+    return [min(size, n - start) for start in range(0, n, size)]
+
+
+Steps = AsyncIterator[dict[str, Any] | None]
+
+
+async def m_sequential(server: Server, p: Params) -> Steps:
     """Sequential round trips: ping, then a no-op `run` through the command path."""
     c = await Client.open(server)
     try:
         out = {}
         for key, (cmd, args) in (("ping", PING), ("run", NOOP)):
-            raws = [c.encode(cmd, args) for _ in range(p.seq_n + 100)]
-            times = []
-            for i, raw in enumerate(raws):
-                t0 = perf()
-                await c.send(raw)
-                reply = await c.recv()
-                t1 = perf()
-                result_of(reply)
-                if i >= 100:  # first 100 are warm-up
-                    times.append(t1 - t0)
+            for _ in range(100):  # warm-up
+                await c.send(c.encode(cmd, args))
+                result_of(await c.recv())
+            times: list[float] = []
+            for size in blocks(p.seq_n, SEQ_BLOCK):
+                raws = [c.encode(cmd, args) for _ in range(size)]
+                for raw in raws:
+                    t0 = perf()
+                    await c.send(raw)
+                    reply = await c.recv()
+                    times.append(perf() - t0)
+                    result_of(reply)
+                yield None
             out[f"seq_{key}_median_us"] = statistics.median(times) * 1e6
             out[f"seq_{key}_p99_us"] = percentile(times, 0.99) * 1e6
-        return out
+        yield out
     finally:
         await c.close()
 
@@ -363,7 +385,7 @@ def _pipelined(c: LeanClient, server: Server, cmd: str, args: list, n: int) -> t
     return wall, cpu1 - cpu0
 
 
-async def m_pipelined(server: Server, p: Params) -> dict[str, float]:
+async def m_pipelined(server: Server, p: Params) -> Steps:
     """p.pipe_n messages in flight (send all, then read all), p.pipe_reps times each,
     for ping and for the no-op run; server CPU from /proc over the same window."""
     c = LeanClient(server, p.timeout_s)
@@ -376,39 +398,44 @@ async def m_pipelined(server: Server, p: Params) -> dict[str, float]:
                 wall, cpu = _pipelined(c, server, cmd, args, p.pipe_n)
                 walls.append(wall)
                 cpus.append(cpu)
+                yield None
             out[f"pipe_{key}_rate"] = p.pipe_n / statistics.median(walls)
             out[f"cpu_per_{key}_us"] = sum(cpus) / (p.pipe_n * p.pipe_reps) * 1e6
             out[f"cpu_busy_{key}_pct"] = sum(cpus) / sum(walls) * 100
-        return out
+        yield out
     finally:
         c.close()
 
 
-async def m_concurrent(server: Server, p: Params) -> dict[str, float]:
-    """p.conc_clients connections, each p.conc_n sequential pings, all at once."""
+async def m_concurrent(server: Server, p: Params) -> Steps:
+    """p.conc_clients connections, each p.conc_n sequential pings, all at once (in
+    blocks of CONC_BLOCK pings per client)."""
     clients = [await Client.open(server) for _ in range(p.conc_clients)]
     try:
         for c in clients:
             await check_ping(c)
-        raws = [[c.encode("ping") for _ in range(p.conc_n)] for c in clients]
 
         async def one(c: Client, mine: list[bytes]) -> None:
             for raw in mine:
                 await c.send(raw)
                 result_of(await c.recv())
 
-        t0 = perf()
-        await asyncio.gather(*(one(c, r) for c, r in zip(clients, raws, strict=True)))
-        wall = perf() - t0
+        wall = 0.0
+        for size in blocks(p.conc_n, CONC_BLOCK):
+            raws = [[c.encode("ping") for _ in range(size)] for c in clients]
+            t0 = perf()
+            await asyncio.gather(*(one(c, r) for c, r in zip(clients, raws, strict=True)))
+            wall += perf() - t0
+            yield None
         # all clients stay connected until every one is done (liaison-py 1.0.1 stops
         # serving everyone when one client disconnects)
-        return {"conc_rate": p.conc_clients * p.conc_n / wall}
+        yield {"conc_rate": p.conc_clients * p.conc_n / wall}
     finally:
         for c in clients:
             await c.close()
 
 
-async def m_payload(server: Server, p: Params) -> dict[str, float]:
+async def m_payload(server: Server, p: Params) -> Steps:
     """A p.payload_bytes string through an identity function (`run copy:copy s`)."""
     c = await Client.open(server)
     try:
@@ -428,7 +455,8 @@ async def m_payload(server: Server, p: Params) -> dict[str, float]:
                     f"{len(r) if hasattr(r, '__len__') else '?'} long)"
                 )
             times.append(t1 - t0)
-        return {"payload_ms": statistics.median(times) * 1e3}
+            yield None
+        yield {"payload_ms": statistics.median(times) * 1e3}
     except websockets.ConnectionClosed as err:
         raise CommandError(f"connection closed: {err}") from None
     finally:

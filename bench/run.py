@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import datetime as dt
 import importlib.metadata
+import inspect
 import json
 import math
 import os
@@ -175,7 +176,8 @@ def js_client_header() -> str:
     )
 
 
-def metrics(p: C.Params) -> list[Metric]:
+def metrics(p: C.Params, rounds: int = 1) -> list[Metric]:
+    """The table's rows; ``rounds``: of the start-up measurement."""
     mb = p.payload_bytes / 1e6
     n = p.arange_n
     f64 = n * 8 / 1e6
@@ -217,6 +219,13 @@ def metrics(p: C.Params) -> list[Metric]:
             "<= 1.5x floor",
             ratio_at_most(1.5),
             1,
+        ),
+        Metric(
+            "instr_per_seq_ping",
+            "server instructions per sequential ping (callgrind)",
+            "k",
+            "lower",
+            digits=1,
         ),
         Metric(
             "instr_per_run",
@@ -282,14 +291,23 @@ def metrics(p: C.Params) -> list[Metric]:
         Metric("sleep_command_ms", f"the {p.sleep_s:g} s command's own round trip", "ms", ""),
         Metric(
             "startup_ms",
-            f"start-up, spawn to marker (median of {p.startup_reps})",
+            f"start-up, spawn to marker (median of {p.startup_reps * rounds})",
             "ms",
             "lower",
             "<= 1.0x floor",
             ratio_at_most(1.0),
         ),
         Metric(
-            "shutdown_ms", f"shutdown, SIGTERM to exit (median of {p.startup_reps})", "ms", "lower"
+            "first_reply_ms",
+            f"start-up, spawn to the first ping reply (median of {p.startup_reps * rounds})",
+            "ms",
+            "lower",
+        ),
+        Metric(
+            "shutdown_ms",
+            f"shutdown, SIGTERM to exit (median of {p.startup_reps * rounds})",
+            "ms",
+            "lower",
         ),
         Metric("rss_before_mib", "resident memory after warm-up", "MiB", "", digits=1),
         Metric(
@@ -376,50 +394,117 @@ def short(err: BaseException) -> str:
     return " ".join(text.split())[:300]
 
 
-def run_group(
-    spec: ServerSpec,
-    fn: Callable[..., Any],
-    keys: list[str],
-    p: C.Params,
+def record(
     res: Results,
-    note: str = "",
+    spec: ServerSpec,
+    server: Server,
+    keys: list[str],
+    outcome: dict[str, Any] | BaseException,
+    p: C.Params,
+    note: str,
 ) -> None:
-    try:
-        server = Server(spec).start()
-    except ServerError as err:
+    """Store a measurement's values, or its failure, in ``res``."""
+    if isinstance(outcome, C.NotSupported):
         for k in keys:
-            res.set(k, spec.key, Cell(status="fails", reason=f"server did not start: {err}"))
-        return
-    try:
-        values = asyncio.run(asyncio.wait_for(fn(server, p), p.timeout_s))
+            res.set(k, spec.key, Cell(status="n/a", reason=str(outcome)))
+    elif isinstance(outcome, BaseException):
+        reason = (
+            short(outcome)
+            if not isinstance(outcome, (asyncio.TimeoutError, TimeoutError))
+            else f"no answer within {p.timeout_s:g} s"
+        )
+        if not server.alive():
+            assert server.proc is not None
+            reason += (
+                f" (server died: status {server.proc.returncode}; "
+                f"stderr: {server.stderr_tail(300)!r})"
+            )
         for k in keys:
-            v = values.get(k)
+            res.set(k, spec.key, Cell(status="fails", reason=reason))
+    else:
+        for k in keys:
+            v = outcome.get(k)
             if isinstance(v, C.NotSupported):
                 res.set(k, spec.key, Cell(status="n/a", reason=str(v)))
             elif v is None:
                 res.set(k, spec.key, Cell(status="fails", reason="not measured"))
             else:
                 res.set(k, spec.key, Cell(float(v), reason=note))
-    except C.NotSupported as err:
-        for k in keys:
-            res.set(k, spec.key, Cell(status="n/a", reason=str(err)))
-    except (Exception, asyncio.TimeoutError) as err:
-        reason = (
-            short(err)
-            if not isinstance(err, (asyncio.TimeoutError, TimeoutError))
-            else f"no answer within {p.timeout_s:g} s"
-        )
-        if not server.alive():
-            reason += (
-                f" (server died: status {server.proc.returncode}; "
-                f"stderr: {server.stderr_tail(300)!r})"
+
+
+async def interleave(
+    measurements: dict[str, C.Steps], timeout_s: dict[str, float]
+) -> dict[str, dict[str, Any] | BaseException]:
+    """Run several servers' measurements block by block, taking turns (ABBAAB...), so
+    that every server is measured under the same conditions; the result (or exception)
+    of each. A slow or failing server does not stop the others."""
+    outcomes: dict[str, dict[str, Any] | BaseException] = {}
+    active = list(measurements)
+    turn = 0
+    while active:
+        for key in active if turn % 2 == 0 else active[::-1]:
+            steps = measurements[key]
+            try:
+                step = await asyncio.wait_for(anext(steps), timeout_s[key])
+            except StopAsyncIteration:
+                outcomes.setdefault(key, RuntimeError("the measurement yielded no result"))
+            except Exception as err:
+                if os.environ.get("BENCH_DEBUG"):
+                    traceback.print_exc()
+                outcomes[key] = err
+                await steps.aclose()
+            else:
+                if step is not None:
+                    outcomes[key] = step
+                continue
+            active.remove(key)
+        turn += 1
+    return outcomes
+
+
+def run_group(
+    runs: list[tuple[ServerSpec, C.Params, str]],
+    fn: Callable[..., Any],
+    keys: list[str],
+    res: Results,
+) -> None:
+    """Measure the servers of ``runs`` (spec, counts, note) with ``fn``, each on a fresh
+    instance. Step-wise measurements (async generators) run side by side, interleaved;
+    others one server after the other, each alone."""
+    if not inspect.isasyncgenfunction(fn) and len(runs) > 1:
+        for run in runs:
+            run_group([run], fn, keys, res)
+        return
+    started: dict[str, tuple[ServerSpec, Server, C.Params, str]] = {}
+    try:
+        for spec, p, note in runs:
+            try:
+                started[spec.key] = (spec, Server(spec).start(), p, note)
+            except ServerError as err:
+                failed = Cell(status="fails", reason=f"server did not start: {err}")
+                for k in keys:
+                    res.set(k, spec.key, failed)
+        if inspect.isasyncgenfunction(fn):
+            outcomes = asyncio.run(
+                interleave(
+                    {key: fn(server, p) for key, (_, server, p, _) in started.items()},
+                    {key: p.timeout_s for key, (_, _, p, _) in started.items()},
+                )
             )
-        if os.environ.get("BENCH_DEBUG"):
-            traceback.print_exc()
-        for k in keys:
-            res.set(k, spec.key, Cell(status="fails", reason=reason))
+        else:
+            outcomes = {}
+            for key, (_, server, p, _) in started.items():  # one server
+                try:
+                    outcomes[key] = asyncio.run(asyncio.wait_for(fn(server, p), p.timeout_s))
+                except Exception as err:
+                    if os.environ.get("BENCH_DEBUG"):
+                        traceback.print_exc()
+                    outcomes[key] = err
+        for key, (spec, server, p, note) in started.items():
+            record(res, spec, server, keys, outcomes[key], p, note)
     finally:
-        server.stop()
+        for _, server, _, _ in started.values():
+            server.stop()
 
 
 # Groups measured in alternating rounds (--rounds): the noisy latency and throughput ones.
@@ -443,7 +528,7 @@ def run_instructions(
     spec: ServerSpec, quick: bool, res: Results, log: Callable[[str], None]
 ) -> None:
     """Instructions per message under callgrind (bench/instructions.py): full runs only."""
-    keys = {"ping": "instr_per_ping", "run": "instr_per_run"}
+    keys = {"ping": "instr_per_ping", "ping-seq": "instr_per_seq_ping", "run": "instr_per_run"}
     for kind, key in keys.items():
         if quick:
             res.set(key, spec.key, Cell(status="n/a", reason="full runs only (~1 min a server)"))
@@ -460,27 +545,45 @@ def run_instructions(
                 res.set(key, spec.key, Cell(status="fails", reason=short(err)))
 
 
-def run_startup(spec: ServerSpec, p: C.Params, res: Results) -> None:
-    ups, downs = [], []
-    try:
-        for _ in range(p.startup_reps):
-            server = Server(spec).start()
-            ups.append(server.startup_s)
-            # one ping proves it is really serving before we stop it
-            asyncio.run(asyncio.wait_for(_ping_once(server), 10))
-            downs.append(server.stop())
-        res.set("startup_ms", spec.key, Cell(statistics.median(ups) * 1e3))
-        if all(math.isfinite(d) for d in downs):
-            res.set("shutdown_ms", spec.key, Cell(statistics.median(downs) * 1e3))
-        else:
-            res.set(
-                "shutdown_ms",
-                spec.key,
-                Cell(status="fails", reason="did not exit within 6 s of SIGTERM"),
-            )
-    except Exception as err:
-        for k in ("startup_ms", "shutdown_ms"):
-            res.set(k, spec.key, Cell(status="fails", reason=short(err)))
+STARTUP_KEYS = ["startup_ms", "first_reply_ms", "shutdown_ms"]
+
+
+def run_startups(runs: list[tuple[ServerSpec, C.Params]], rounds: int, res: Results) -> None:
+    """Start each server ``startup_reps * rounds`` times, taking turns (ABBA...) so
+    that drift on the machine hits all alike: spawn to marker, spawn to the first ping
+    reply (connect, handshake, ping), SIGTERM to exit."""
+    times: dict[str, dict[str, list[float]]] = {
+        spec.key: {k: [] for k in STARTUP_KEYS} for spec, _ in runs
+    }
+    failed: dict[str, str] = {}
+    reps = max(p.startup_reps for _, p in runs) * rounds
+    for rep in range(reps):
+        for spec, p in runs if rep % 2 == 0 else runs[::-1]:
+            if spec.key in failed or rep >= p.startup_reps * rounds:
+                continue
+            try:
+                server = Server(spec).start()
+                try:
+                    # the ping also proves it is really serving before we stop it
+                    asyncio.run(asyncio.wait_for(_ping_once(server), 10))
+                    first_reply = time.perf_counter() - server.spawned_at
+                finally:
+                    down = server.stop()
+            except Exception as err:
+                failed[spec.key] = short(err)
+                continue
+            mine = times[spec.key]
+            mine["startup_ms"].append(server.startup_s * 1e3)
+            mine["first_reply_ms"].append(first_reply * 1e3)
+            mine["shutdown_ms"].append(down * 1e3)
+    for spec, _ in runs:
+        for key, values in times[spec.key].items():
+            if spec.key in failed:
+                res.set(key, spec.key, Cell(status="fails", reason=failed[spec.key]))
+            elif not all(math.isfinite(v) for v in values):
+                res.set(key, spec.key, Cell(status="fails", reason="did not exit within 6 s"))
+            else:
+                res.set(key, spec.key, Cell(statistics.median(values)))
 
 
 async def _ping_once(server: Server) -> None:
@@ -502,7 +605,9 @@ def fmt(v: float, digits: int) -> str:
     return f"{v:,.{digits}f}"
 
 
-def render(p: C.Params, res: Results, servers: list[ServerSpec], header: list[str]) -> str:
+def render(
+    p: C.Params, rounds: int, res: Results, servers: list[ServerSpec], header: list[str]
+) -> str:
     titles = {"liaison": "liaison", "floor": "floor", "baseline": "liaison-py 1.0.1"}
     lines = ["# Liaison benchmark results", ""]
     lines += header
@@ -518,7 +623,7 @@ def render(p: C.Params, res: Results, servers: list[ServerSpec], header: list[st
             notes.append(text)
         return f"[{notes.index(text) + 1}]"
 
-    for m in metrics(p):
+    for m in metrics(p, rounds):
         row = [m.label, m.unit]
         for key in ("liaison", "floor", "baseline"):
             c = res.get(m.key, key)
@@ -632,12 +737,19 @@ def machine_header(
         f"{p.array_reps} array repetitions, {p.mem_total:,} messages for memory"
     )
     out.append(js_client_header())
-    if not args.quick and args.rounds > 1:
-        out.append(
-            "- sequential, pipelined, concurrent, payload and start-up rows: median of "
-            f"{args.rounds} rounds in which the servers alternate, each with a fresh server "
-            "(liaison-py: one round, except start-up)"
+    out.append(
+        "- sequential, pipelined, concurrent and payload rows: the servers run side by side "
+        f"and take turns block by block ({C.SEQ_BLOCK} sequential round trips, one "
+        "pipelined or payload repetition, "
+        f"{C.CONC_BLOCK} pings per concurrent client)"
+        + (
+            f"; median of {args.rounds} such rounds, each with fresh servers (liaison-py: "
+            "one round)"
+            if not args.quick and args.rounds > 1
+            else ""
         )
+        + "; start-up rows: the servers take turns, one spawn each"
+    )
     out.append(
         "- targets (liaison vs floor): server CPU per ping <= 1.5x; pipelined throughput "
         ">= 0.8x; sequential round trip <= 1.2x; 2 MB payload round trip at least as "
@@ -666,7 +778,8 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds",
         type=int,
         default=3,
-        help="alternating rounds of the latency and throughput groups (full runs; default 3)",
+        help="rounds of the latency and throughput groups, each with fresh servers "
+        "(full runs; default 3)",
     )
     args = ap.parse_args(argv)
     p = C.QUICK if args.quick else C.FULL
@@ -702,12 +815,14 @@ def main(argv: list[str] | None = None) -> int:
     rounds = 1 if args.quick else args.rounds
     for name, fn, keys, fields in GROUPS:
         # Latency and throughput swing by 20-40% from one server start to the next on a
-        # shared VM: liaison and floor alternate over several rounds; the median counts.
+        # shared VM: over several rounds, each with fresh servers, the median counts; and
+        # within a round the servers run side by side, taking turns block by block.
         repeated = name in REPEATED_GROUPS and rounds > 1
         per_round: list[Results] = []
         for round_index in range(rounds if repeated else 1):
             round_res = Results() if repeated else res
             per_round.append(round_res)
+            runs = []
             for spec in specs:
                 if repeated and round_index > 0 and spec.key == "baseline":
                     continue  # liaison-py takes ~50x longer; one round is plenty
@@ -722,22 +837,19 @@ def main(argv: list[str] | None = None) -> int:
                     if differs
                     else ""
                 )
-                suffix = f" (round {round_index + 1} of {rounds})" if repeated else ""
-                log(f"{name}: {spec.title}{suffix}")
-                run_group(spec, fn, keys, sp, round_res, note)
+                runs.append((spec, sp, note))
+            suffix = f" (round {round_index + 1} of {rounds})" if repeated else ""
+            log(f"{name}: {', '.join(spec.title for spec, _, _ in runs)}{suffix}")
+            run_group(runs, fn, keys, round_res)
         if repeated:
             merge_rounds(per_round, keys, [spec.key for spec in specs], res)
     for spec in specs:
         run_instructions(spec, args.quick, res, log)
-    # Start-up too alternates between the servers, round by round.
-    startup_rounds = [Results() for _ in range(rounds)]
-    for round_res in startup_rounds:
-        for spec in specs:
-            log(f"start-up: {spec.title}")
-            run_startup(spec, C.params_for(spec.key, args.quick), round_res)
-    merge_rounds(startup_rounds, ["startup_ms", "shutdown_ms"], [s.key for s in specs], res)
+    runs_startup = [(spec, C.params_for(spec.key, args.quick)) for spec in specs]
+    log(f"start-up: {', '.join(spec.title for spec in specs)}")
+    run_startups(runs_startup, rounds, res)
 
-    report = render(p, res, specs, machine_header(args, p, started, load_before, baseline))
+    report = render(p, rounds, res, specs, machine_header(args, p, started, load_before, baseline))
     print(report)
     Path(args.output).write_text(report)
     log(f"wrote {args.output}")

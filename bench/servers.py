@@ -65,6 +65,7 @@ class Server:
         self.host = "127.0.0.1"
         self.port = 0
         self.startup_s = float("nan")
+        self.spawned_at = float("nan")  # time.perf_counter() at spawn
         self._stdout_tail = b""
         self._stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 (kept for error reports)
         self._drain: threading.Thread | None = None
@@ -82,7 +83,7 @@ class Server:
     def start(self, timeout: float = 30.0) -> Server:
         port = free_port() if self.spec.fixed_port else 0
         argv = self.spec.argv(port)
-        t0 = time.perf_counter()
+        t0 = self.spawned_at = time.perf_counter()
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
