@@ -6,7 +6,6 @@ loop that serves the WebSocket. Stdout carries the start and stop markers only.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -14,8 +13,9 @@ import signal
 import socket
 import sys
 import threading
+import types
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .constants import START_MARKER, STOP_MARKER
@@ -25,6 +25,9 @@ from .execution import Executor, Stopping
 from .security import RedactingFormatter, is_loopback_host
 from .server import Liaison
 from .settings import DEFAULT_MAX_MESSAGE_SIZE, Settings
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["main", "parse_address", "serve"]
 
@@ -57,10 +60,36 @@ def _byte_size(text: str) -> int:
     try:
         return int(float(number) * factor)
     except ValueError:
+        import argparse  # only argparse calls this
+
         raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r}") from None
 
 
+# The options' defaults, for the parser and for parse_args's shortcut alike.
+OPTION_DEFAULTS: dict[str, Any] = {
+    "token": None,
+    "allow_origin": [],
+    "allow_module": None,
+    "max_message_size": DEFAULT_MAX_MESSAGE_SIZE,
+    "max_connections": None,
+    "handshake_timeout": 10.0,
+    "watch_parent": True,
+    "log_level": "warning",
+}
+
+
+def parse_args(argv: Sequence[str]) -> Any:
+    """The command line as an ``argparse.Namespace`` (or one alike)."""
+    if len(argv) == 1 and not argv[0].startswith("-"):
+        # The address alone, as launchers start a liaison: importing argparse (with
+        # gettext) and building the parser would cost ~5 ms of start-up.
+        return types.SimpleNamespace(address=argv[0], **OPTION_DEFAULTS)
+    return build_parser().parse_args(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import argparse  # here, not at the top: see parse_args
+
     parser = argparse.ArgumentParser(
         prog="python -m liaison.websocket",
         description="Serve a liaison: run JSON commands from WebSocket clients in Python. "
@@ -74,23 +103,23 @@ def build_parser() -> argparse.ArgumentParser:
         "variable: other users can read command lines)",
     )
     parser.add_argument(
-        "--allow-origin", action="append", default=[], metavar="ORIGIN",
+        "--allow-origin", action="append", metavar="ORIGIN",
         help="also accept WebSocket connections from this exact origin; '*' accepts all",
     )  # fmt: skip
     parser.add_argument(
-        "--allow-module", action="append", default=None, metavar="NAME",
+        "--allow-module", action="append", metavar="NAME",
         help="only let clients import this module and its submodules (repeatable)",
     )  # fmt: skip
     parser.add_argument(
-        "--max-message-size", type=_byte_size, default=DEFAULT_MAX_MESSAGE_SIZE, metavar="BYTES",
+        "--max-message-size", type=_byte_size, metavar="BYTES",
         help="largest incoming message, e.g. 64MiB (default); larger ones close with 1009",
     )  # fmt: skip
     parser.add_argument(
-        "--max-connections", type=int, default=None, metavar="N",
+        "--max-connections", type=int, metavar="N",
         help="refuse (HTTP 503) connections beyond N open ones (default: no limit)",
     )  # fmt: skip
     parser.add_argument(
-        "--handshake-timeout", type=float, default=10.0, metavar="SECONDS",
+        "--handshake-timeout", type=float, metavar="SECONDS",
         help="drop connections that have not completed the WebSocket handshake in time "
         "(default: 10)",
     )  # fmt: skip
@@ -99,14 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep running when the process that started the liaison exits",
     )  # fmt: skip
     parser.add_argument(
-        "--log-level", default="warning",
+        "--log-level",
         choices=["debug", "info", "warning", "error", "critical"],
         help="how much to log on stderr (default: warning)",
     )  # fmt: skip
+    parser.set_defaults(**OPTION_DEFAULTS)
     return parser
 
 
-def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Settings:
+def settings_from_args(args: Any, environ: dict[str, str]) -> Settings:
     host, port = parse_address(args.address)
     token = args.token or environ.get("LIAISON_TOKEN") or None
     if args.handshake_timeout <= 0:
@@ -157,8 +187,7 @@ def _claim_stdout() -> MarkerWriter:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         settings = settings_from_args(args, dict(os.environ))
     except UsageError as error:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Settings"]
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 2**20
 
 
-@dataclass(frozen=True)
-class Settings:
+# A NamedTuple rather than a frozen dataclass: building that class costs ~2.5 ms of
+# start-up, this one ~0.3 ms.
+class Settings(NamedTuple):
     """How a liaison listens, whom it lets in and what it lets them import.
 
     - ``host``, ``port``: the address to bind exactly; port 0 picks a free port.

@@ -1,0 +1,50 @@
+"""The command line's parsing, without starting a liaison."""
+
+from __future__ import annotations
+
+import pytest
+
+from liaison.cli import UsageError, build_parser, parse_args, settings_from_args
+from liaison.settings import DEFAULT_MAX_MESSAGE_SIZE
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:0", "localhost:8765", "[::1]:9000"])
+def test_address_alone_skips_argparse_with_the_same_settings(address: str) -> None:
+    shortcut = parse_args([address])
+    assert not hasattr(shortcut, "_get_kwargs")  # not an argparse.Namespace
+    full = build_parser().parse_args([address])
+    assert settings_from_args(shortcut, {}) == settings_from_args(full, {})
+    assert settings_from_args(shortcut, {"LIAISON_TOKEN": "t"}) == settings_from_args(
+        full, {"LIAISON_TOKEN": "t"}
+    )
+
+
+def test_defaults() -> None:
+    settings = settings_from_args(parse_args(["127.0.0.1:0"]), {})
+    assert settings.max_message_size == DEFAULT_MAX_MESSAGE_SIZE
+    assert settings.handshake_timeout == 10.0
+    assert settings.allowed_origins == frozenset()
+    assert settings.allowed_modules is None
+    assert settings.token is None and settings.watch_parent
+
+
+def test_options_go_through_argparse() -> None:
+    args = parse_args(
+        ["127.0.0.1:0", "--max-message-size", "1MiB", "--allow-origin", "https://a.test",
+         "--allow-module", "numpy", "--no-watch-parent", "--handshake-timeout", "2"]
+    )  # fmt: skip
+    settings = settings_from_args(args, {})
+    assert settings.max_message_size == 2**20
+    assert settings.allowed_origins == frozenset({"https://a.test"})
+    assert settings.allowed_modules == frozenset({"numpy"})
+    assert not settings.watch_parent and settings.handshake_timeout == 2.0
+
+
+def test_the_shared_default_list_is_not_mutated() -> None:
+    parse_args(["127.0.0.1:0", "--allow-origin", "https://a.test"])
+    assert settings_from_args(parse_args(["127.0.0.1:0"]), {}).allowed_origins == frozenset()
+
+
+def test_bad_address_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
+        settings_from_args(parse_args(["127.0.0.1:99999"]), {})
