@@ -33,6 +33,8 @@ CONTROL_COMMANDS: dict[str, tuple[list[str], str]] = {
     "shutdown": ([], "Reply, then stop the liaison gracefully."),
 }
 
+_CONTROL_ARITY = {name: len(parameters) for name, (parameters, _) in CONTROL_COMMANDS.items()}
+
 
 class Dispatcher:
     """Turns raw messages from a transport into replies or jobs."""
@@ -67,8 +69,8 @@ class Dispatcher:
         self.executor.submit(request, sink)
 
     def _control(self, request: Request, sink: Sink) -> None:
-        parameters, _ = CONTROL_COMMANDS[request.command]
-        if len(request.args) != len(parameters) or request.kwargs:
+        if len(request.args) != _CONTROL_ARITY[request.command] or request.kwargs:
+            parameters, _ = CONTROL_COMMANDS[request.command]
             error = InvalidArguments(
                 f"{request.command} takes {len(parameters)} argument"
                 f"{'' if len(parameters) == 1 else 's'}"

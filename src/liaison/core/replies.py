@@ -27,8 +27,9 @@ def encode(message: dict[str, Any], binary: bool = False) -> bytes | Frame:
 
 
 def success_reply(request: Request, value: Any) -> bytes | Frame:
-    message = {"response": value, "tag": "response", "evt": request.evt, "id": request.id}
-    return encode(message, request.binary)
+    evt = request.message if request.echo else request.evt  # no property call if echoed
+    message = {"response": value, "tag": "response", "evt": evt, "id": request.id}
+    return encode(message, True) if request.binary else dumps(message)
 
 
 def error_reply(error: BaseException, evt: Any, id: Any) -> bytes:

@@ -159,13 +159,17 @@ def parse_frame(data: bytes) -> Request:
     return request.with_arguments(args, kwargs)
 
 
+# Exact types (JSON decodes to no subclasses), which also leaves out bool, an int.
+_ID_TYPES = frozenset({str, int, float, type(None)})
+
+
 def _validate(message: dict[str, Any], id: Any) -> Request:
-    if not (id is None or isinstance(id, (str, int, float))) or isinstance(id, bool):
+    if type(id) not in _ID_TYPES:
         raise InvalidMessage(f"id must be a string, number or null, got {json_type_name(id)}")
-    if "command" not in message:
-        raise InvalidMessage("message has no 'command' field")
-    body = message["command"]
+    body = message.get("command")
     if not isinstance(body, dict):
+        if "command" not in message:
+            raise InvalidMessage("message has no 'command' field")
         raise InvalidMessage(f"command must be an object, got {json_type_name(body)}")
     name = body.get("command")
     if not isinstance(name, str):
@@ -179,8 +183,9 @@ def _validate(message: dict[str, Any], id: Any) -> Request:
     if not isinstance(kwargs, dict):
         raise InvalidMessage(f"command.kwargs must be an object, got {json_type_name(kwargs)}")
     if len(message) == 1 + ("id" in message):
-        # Only `command` (and `id`): no options to look for, the common case.
-        return Request(command=name, args=args, kwargs=kwargs, id=id, message=message)
+        # Only `command` (and `id`): no options to look for, the common case. Positional
+        # arguments: keywords double the cost of this call (~0.7 against ~0.35 µs).
+        return Request(name, args, kwargs, id, message)
     options: dict[str, Any] = {}
     for key, types in _OPTION_TYPES.items():
         if key in message:

@@ -85,8 +85,10 @@ class Connection:
         # A deque and one future: asyncio.Queue costs ~10 Python calls per message.
         self._outbox: collections.deque[bytes | bytearray | None] = collections.deque()
         self._outbox_filled: asyncio.Future[None] | None = None
-        self._sending = False  # a task is in _send_queued: only one may be
+        self._sending = False  # a task is sending: only one may be
         self._finished = False  # the writer met the end-of-outbox mark
+        self._handling = False  # the reader is in on_message
+        self._reply_now: bytes | bytearray | None = None  # made while handling, unsent
         self._max_pending = max_pending
         self._unanswered = 0
         self._queued_bytes = 0
@@ -99,7 +101,19 @@ class Connection:
 
     def send(self, data: bytes | bytearray) -> None:
         """Queue the final reply to a message this connection sent (any thread)."""
-        self._call(self._enqueue_reply, data)
+        if (
+            self._handling
+            and self._reply_now is None
+            and not self._outbox
+            and not self._sending
+            and threading.get_ident() == self._loop_thread
+        ):
+            # Made while the reader handles its message (a ping's reply, an error): the
+            # reader sends it next, past the outbox (~100 bytecodes less per message).
+            self._unanswered -= 1
+            self._reply_now = data
+        else:
+            self._call(self._enqueue_reply, data)
 
     def push(self, data: bytes | bytearray) -> None:
         """Queue a message that is no reply: progress, partial, pushed (any thread)."""
@@ -179,9 +193,21 @@ class Connection:
     async def reader(self, on_message: MessageHandler) -> None:
         async for data in self.ws:
             self._unanswered += 1
-            on_message(data, self)
+            self._handling = True
+            try:
+                on_message(data, self)
+            finally:
+                self._handling = False
+            reply = self._reply_now
+            if reply is not None:
+                self._reply_now = None
+                self._sending = True
+                try:
+                    await self.ws.send(reply, text=not isinstance(reply, bytearray))
+                finally:
+                    self._sending = False
             if self._outbox and not self._sending:
-                # A reply made while handling (a ping's) goes out now: no task switch.
+                # Replies made while handling or sending go out now: no task switch.
                 await self._send_queued()
             if self._crowded():
                 self._room.clear()
