@@ -48,3 +48,10 @@ def test_the_shared_default_list_is_not_mutated() -> None:
 def test_bad_address_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
         settings_from_args(parse_args(["127.0.0.1:99999"]), {})
+
+
+def test_settings_repr_hides_the_token() -> None:
+    settings = settings_from_args(parse_args(["127.0.0.1:0", "--token", "s3cret-value"]), {})
+    assert settings.token == "s3cret-value"
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings)
+    assert "token=<hidden>" in repr(settings)

@@ -122,6 +122,24 @@ def test_pipelined_store_then_run_keeps_order(client: RawClient) -> None:
     assert replies[-1]["response"] == 49
 
 
+def test_a_burst_of_pings_and_commands_is_answered_whole_and_in_order(
+    client: RawClient,
+) -> None:
+    # Many messages per read: the liaison corks its replies while it handles them.
+    messages = [
+        client.command("ping") if i % 3 else client.command("run", "builtins:abs", -i)
+        for i in range(3000)
+    ]
+    for message in messages:
+        client.send(message)
+    replies = [client.receive() for _ in messages]
+    pings = [r["id"] for r in replies if r["response"] == "pong"]
+    assert pings == [m["id"] for m in messages if m["command"]["command"] == "ping"]
+    runs = [r["response"] for r in replies if r["response"] != "pong"]
+    assert runs == [i for i in range(3000) if not i % 3]
+    assert client.call("ping") == "pong"  # and a lone message after the burst
+
+
 def test_commands_run_on_the_main_thread(remote: Client) -> None:
     assert remote.run("remote_helpers:thread_name") == "MainThread"
 
