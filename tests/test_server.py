@@ -140,6 +140,13 @@ def test_a_burst_of_pings_and_commands_is_answered_whole_and_in_order(
     assert client.call("ping") == "pong"  # and a lone message after the burst
 
 
+def test_the_garbage_collector_runs_once_started(remote: Client) -> None:
+    # Off during start-up (python -m liaison.websocket), on again once listening, with
+    # the start-up objects frozen out of its way.
+    assert remote.run("gc:isenabled") is True
+    assert remote.run("gc:get_freeze_count") > 1000
+
+
 def test_commands_run_on_the_main_thread(remote: Client) -> None:
     assert remote.run("remote_helpers:thread_name") == "MainThread"
 

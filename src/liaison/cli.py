@@ -7,6 +7,7 @@ loop that serves the WebSocket. Stdout carries the start and stop markers only.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -204,13 +205,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
-    return serve(settings, markers=_claim_stdout())
+    return serve(settings, markers=_claim_stdout(), on_listening=_collect_from_now_on)
+
+
+def _collect_from_now_on() -> None:
+    """Start-up is over: keep its objects out of every later collection (they live as
+    long as the process) and turn the collector back on (see websocket.py)."""
+    gc.freeze()
+    gc.enable()
 
 
 def serve(
-    settings: Settings, companion: Companion | None = None, markers: MarkerWriter | None = None
+    settings: Settings,
+    companion: Companion | None = None,
+    markers: MarkerWriter | None = None,
+    on_listening: Callable[[], None] | None = None,
 ) -> int:
-    """Serve until stopped; must run on the main thread. Returns the exit status."""
+    """Serve until stopped; must run on the main thread. Returns the exit status.
+    ``on_listening`` is called once the start marker is written."""
     markers = markers or MarkerWriter(sys.stdout.fileno())
     companion = companion or Companion(settings.allowed_modules)
     io = IOThread(settings)
@@ -238,6 +250,8 @@ def serve(
         return 0
     companion.namespace["liaison"] = Liaison(host_text, port, io.broadcast, stop)
     markers.write(f"{START_MARKER}@{host_text}:{port}")
+    if on_listening is not None:
+        on_listening()
     log.info("listening on ws://%s:%d", settings.host, port)
     try:
         executor.run_forever()
