@@ -509,6 +509,9 @@ def run_group(
 
 # Groups measured in alternating rounds (--rounds): the noisy latency and throughput ones.
 REPEATED_GROUPS = {"sequential", "pipelined", "concurrent", "payload"}
+# At least this many rounds for groups that take ~1 s a round: the 2 MB round trip's
+# ratio moves by ±10% from one pair of fresh processes to the next, even interleaved.
+MIN_ROUNDS = {"payload": 7}
 
 
 def merge_rounds(rounds: list[Results], keys: list[str], servers: list[str], res: Results) -> None:
@@ -743,8 +746,8 @@ def machine_header(
         "pipelined or payload repetition, "
         f"{C.CONC_BLOCK} pings per concurrent client)"
         + (
-            f"; median of {args.rounds} such rounds, each with fresh servers (liaison-py: "
-            "one round)"
+            f"; median of {args.rounds} such rounds ({MIN_ROUNDS['payload']} for payload), "
+            "each with fresh servers (liaison-py: one round)"
             if not args.quick and args.rounds > 1
             else ""
         )
@@ -818,8 +821,9 @@ def main(argv: list[str] | None = None) -> int:
         # shared VM: over several rounds, each with fresh servers, the median counts; and
         # within a round the servers run side by side, taking turns block by block.
         repeated = name in REPEATED_GROUPS and rounds > 1
+        group_rounds = max(rounds, MIN_ROUNDS.get(name, 0)) if repeated else 1
         per_round: list[Results] = []
-        for round_index in range(rounds if repeated else 1):
+        for round_index in range(group_rounds):
             round_res = Results() if repeated else res
             per_round.append(round_res)
             runs = []
@@ -838,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
                     else ""
                 )
                 runs.append((spec, sp, note))
-            suffix = f" (round {round_index + 1} of {rounds})" if repeated else ""
+            suffix = f" (round {round_index + 1} of {group_rounds})" if repeated else ""
             log(f"{name}: {', '.join(spec.title for spec, _, _ in runs)}{suffix}")
             run_group(runs, fn, keys, round_res)
         if repeated:
