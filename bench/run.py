@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import importlib.metadata
 import inspect
@@ -442,7 +443,7 @@ async def interleave(
     active = list(measurements)
     turn = 0
     while active:
-        for key in active if turn % 2 == 0 else active[::-1]:
+        for key in list(active) if turn % 2 == 0 else active[::-1]:  # a copy: see remove
             steps = measurements[key]
             try:
                 step = await asyncio.wait_for(anext(steps), timeout_s[key])
@@ -452,7 +453,8 @@ async def interleave(
                 if os.environ.get("BENCH_DEBUG"):
                     traceback.print_exc()
                 outcomes[key] = err
-                await steps.aclose()
+                with contextlib.suppress(Exception):  # it may have ended with the error
+                    await steps.aclose()
             else:
                 if step is not None:
                     outcomes[key] = step
