@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextlib
 import threading
 import time
@@ -153,3 +154,9 @@ def swallow_interrupts(count: int, limit: float = 30.0) -> list[str]:
 
 def interrupts_swallowed() -> list[str]:
     return list(_interrupts)
+
+
+def pairs_of(marker: str) -> int:
+    """How many live lists are ``[marker, marker]``: are a command's arguments kept?"""
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if type(obj) is list and obj == [marker, marker])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -145,6 +146,15 @@ def test_the_garbage_collector_runs_once_started(remote: Client) -> None:
     # the start-up objects frozen out of its way.
     assert remote.run("gc:isenabled") is True
     assert remote.run("gc:get_freeze_count") > 1000
+
+
+def test_a_finished_commands_arguments_are_released(remote: Client) -> None:
+    # While the main thread waits for the next command, it must not hold the last one:
+    # a large argument would stay in memory until then.
+    marker = f"argument-{uuid.uuid4()}"
+    assert remote.run("builtins:len", [marker, marker]) == 2
+    # concurrent: probe from a worker thread, so the main thread stays idle meanwhile
+    assert remote.call("run", ["remote_helpers:pairs_of", marker], concurrent=True) == 0
 
 
 def test_commands_run_on_the_main_thread(remote: Client) -> None:

@@ -232,6 +232,8 @@ class Executor:
                     pass  # aimed at a job that had already replied
                 finally:
                     self._main_job = None
+                    # Let it go before waiting for the next: its arguments may be large.
+                    job = None
         except Stopping:
             pass
         finally:
