@@ -149,8 +149,7 @@ def test_the_garbage_collector_runs_once_started(remote: Client) -> None:
 
 
 def test_a_finished_commands_arguments_are_released(remote: Client) -> None:
-    # While the main thread waits for the next command, it must not hold the last one:
-    # a large argument would stay in memory until then.
+    # A large argument must not stay in memory until the next command comes.
     marker = f"argument-{uuid.uuid4()}"
     assert remote.run("builtins:len", [marker, marker]) == 2
     # concurrent: probe from a worker thread, so the main thread stays idle meanwhile

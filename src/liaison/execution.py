@@ -112,6 +112,11 @@ class Job:
             if self.state is DONE:
                 return False
             self.state = DONE
+        # The reply is encoded: let go of the arguments before handing it over. Freed here
+        # and now, their memory serves the next message; freed while the I/O thread works
+        # on the reply, large ones fragment its heap (a new heap, ~300 page faults and
+        # several MB of resident memory more per 2 MB message).
+        self.request = self.request.released()
         if self.on_done is not None:
             self.on_done()
         self.sink.send(data)
@@ -232,8 +237,6 @@ class Executor:
                     pass  # aimed at a job that had already replied
                 finally:
                     self._main_job = None
-                    # Let it go before waiting for the next: its arguments may be large.
-                    job = None
         except Stopping:
             pass
         finally:

@@ -29,6 +29,18 @@ def test_a_full_message_becomes_a_request() -> None:
     assert request.evt["extra"] == 1
 
 
+def test_a_released_request_keeps_its_id_and_options_but_not_its_arguments() -> None:
+    request = parse_message(
+        b'{"command": {"command": "run", "args": ["m:f", "big"], "kwargs": {"k": "big"}},'
+        b' "id": 7, "timeout": 2, "echo": false, "binary": true}'
+    )
+    released = request.released()
+    assert (released.command, released.id, released.timeout) == ("run", 7, 2.0)
+    assert (released.echo, released.binary) == (False, True)
+    assert (released.args, released.kwargs, released.message) == ([], {}, {"id": 7})
+    assert request.args == ["m:f", "big"]  # the original is left as it was
+
+
 def test_args_and_kwargs_default_to_empty_and_id_to_null() -> None:
     request = parse_message('{"command": {"command": "ping"}}')
     assert (request.args, request.kwargs, request.id) == ([], {}, None)

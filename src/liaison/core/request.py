@@ -79,6 +79,13 @@ class Request:
             self.timeout, self.stream, self.concurrent, self.echo, self.binary,
         )  # fmt: skip
 
+    def released(self) -> Request:
+        """A copy without the arguments or the message: what a finished job keeps."""
+        return Request(
+            self.command, [], {}, self.id, {"id": self.id},
+            self.timeout, self.stream, self.concurrent, self.echo, self.binary,
+        )  # fmt: skip
+
     @property
     def evt(self) -> dict[str, Any]:
         """The message as echoed in replies; without args and kwargs if ``echo`` is false."""
