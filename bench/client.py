@@ -60,6 +60,7 @@ class Params:
     startup_reps: int = 5
     mem_total: int = 100_000
     mem_batch: int = 5000
+    payload_mem_n: int = 300
     timeout_s: float = 90.0
 
 
@@ -87,6 +88,7 @@ QUICK = Params(
     startup_reps=2,
     mem_total=10_000,
     mem_batch=2000,
+    payload_mem_n=10,
     timeout_s=30.0,
     pipe_warmup=500,
 )
@@ -544,6 +546,22 @@ async def m_ping_during_command(server: Server, p: Params) -> dict[str, float]:
     finally:
         await a.close()
         await b.close()
+
+
+async def m_payload_memory(server: Server, p: Params) -> dict[str, float]:
+    """RSS after p.payload_mem_n round trips of the p.payload_bytes string: what the
+    allocator keeps of large messages (fragmentation shows here, not in m_memory)."""
+    c = await Client.open(server)
+    try:
+        payload = (b"0123456789abcdef" * (p.payload_bytes // 16 + 1))[: p.payload_bytes].decode()
+        for _ in range(p.payload_mem_n):
+            if await c.call("run", ["copy:copy", payload]) != payload:
+                raise CommandError("payload came back changed")
+        return {"rss_payload_mib": server.rss_mib()}
+    except websockets.ConnectionClosed as err:
+        raise CommandError(f"connection closed: {err}") from None
+    finally:
+        await c.close()
 
 
 async def m_memory(server: Server, p: Params) -> dict[str, float]:

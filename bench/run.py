@@ -328,6 +328,14 @@ def metrics(p: C.Params, rounds: int = 1) -> list[Metric]:
             1,
             ratio=False,
         ),
+        Metric(
+            "rss_payload_mib",
+            f"resident memory after {p.payload_mem_n:,} round trips of the "
+            f"{p.payload_bytes / 1e6:g} MB string",
+            "MiB",
+            "lower",
+            digits=1,
+        ),
     ]
 
 
@@ -369,6 +377,7 @@ GROUPS: list[tuple[str, Callable[..., Any], list[str], list[str]]] = [
         ["rss_before_mib", "rss_after_mib", "rss_growth_mib"],
         ["mem_total", "mem_batch"],
     ),
+    ("memory, large messages", C.m_payload_memory, ["rss_payload_mib"], []),
 ]
 
 
