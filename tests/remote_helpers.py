@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -160,3 +161,7 @@ def pairs_of(marker: str) -> int:
     """How many live lists are ``[marker, marker]``: are a command's arguments kept?"""
     gc.collect()
     return sum(1 for obj in gc.get_objects() if type(obj) is list and obj == [marker, marker])
+
+
+def is_imported(module_name: str) -> bool:
+    return module_name in sys.modules

@@ -1,10 +1,20 @@
-"""The command line's parsing, without starting a liaison."""
+"""The command line's parsing and start-up helpers, without starting a liaison."""
 
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Iterator
+
 import pytest
 
-from liaison.cli import UsageError, build_parser, parse_args, settings_from_args
+from liaison.cli import (
+    UsageError,
+    _imported_without,
+    build_parser,
+    parse_args,
+    settings_from_args,
+)
 from liaison.settings import DEFAULT_MAX_MESSAGE_SIZE
 
 
@@ -55,3 +65,36 @@ def test_settings_repr_hides_the_token() -> None:
     assert settings.token == "s3cret-value"
     assert "s3cret" not in repr(settings) and "s3cret" not in str(settings)
     assert "token=<hidden>" in repr(settings)
+
+
+@pytest.fixture
+def colorsys_unimported() -> Iterator[None]:
+    """A stdlib module that nothing here imports, forgotten for the test."""
+    saved = sys.modules.pop("colorsys", None)
+    yield
+    sys.modules.pop("colorsys", None)
+    if saved is not None:
+        sys.modules["colorsys"] = saved
+
+
+def test_a_module_imported_without_is_not_loaded_unless_used(colorsys_unimported: None) -> None:
+    with _imported_without("colorsys"):
+        stand_in = importlib.import_module("colorsys")
+    assert "colorsys" not in sys.modules
+    real = importlib.import_module("colorsys")
+    assert real is not stand_in and real.hsv_to_rgb(0, 0, 1) == (1, 1, 1)
+
+
+def test_a_stand_in_used_inside_the_block_loads_the_real_module(colorsys_unimported: None) -> None:
+    with _imported_without("colorsys"):
+        stand_in = importlib.import_module("colorsys")
+        assert stand_in.hsv_to_rgb(0, 0, 1) == (1, 1, 1)
+        real = sys.modules["colorsys"]
+    assert real is not stand_in and importlib.import_module("colorsys") is real
+
+
+def test_an_imported_module_is_left_alone() -> None:
+    real = sys.modules["importlib.metadata"]
+    with _imported_without("importlib.metadata"):
+        assert importlib.import_module("importlib.metadata") is real
+    assert sys.modules["importlib.metadata"] is real

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import websockets
 
 from conftest import LiaisonProcess, RawClient
 from liaison.client import Client, ConnectionLost, connect
@@ -154,6 +155,15 @@ def test_a_finished_commands_arguments_are_released(remote: Client) -> None:
     assert remote.run("builtins:len", [marker, marker]) == 2
     # concurrent: probe from a worker thread, so the main thread stays idle meanwhile
     assert remote.call("run", ["remote_helpers:pairs_of", marker], concurrent=True) == 0
+
+
+def test_start_up_skips_importlib_metadata_yet_it_works(fresh_liaison: LiaisonProcess) -> None:
+    # websockets imports it for its unreleased builds only; liaison defers it (cli.py).
+    with connect(fresh_liaison.url) as remote:
+        assert remote.run("remote_helpers:is_imported", "importlib.metadata") is False
+        version = remote.run("importlib.metadata:version", "websockets")
+        assert version == websockets.__version__
+        assert remote.run("remote_helpers:is_imported", "importlib.metadata") is True
 
 
 def test_commands_run_on_the_main_thread(remote: Client) -> None:

@@ -7,7 +7,9 @@ loop that serves the WebSocket. Stdout carries the start and stop markers only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import importlib
 import logging
 import os
 import signal
@@ -15,7 +17,7 @@ import socket
 import sys
 import threading
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
@@ -274,11 +276,44 @@ def _start_watchdog(done: threading.Event, write_stop_marker: Callable[[], None]
     threading.Thread(target=watch, name="liaison-watchdog", daemon=True).start()
 
 
+class _StandIn(types.ModuleType):
+    """Takes a module's place in ``sys.modules``; the first attribute asked of it
+    imports the real module, which takes its place, and answers from it."""
+
+    def __getattr__(self, name: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+@contextlib.contextmanager
+def _imported_without(module_name: str) -> Iterator[None]:
+    """Within the block, ``import module_name`` (not yet imported) gives a stand-in that
+    imports the real module only if used; after the block, imports are as usual."""
+    if module_name in sys.modules:
+        yield
+        return
+    stand_in = _StandIn(module_name)
+    sys.modules[module_name] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get(module_name) is stand_in:
+            del sys.modules[module_name]
+        parent_name, _, child = module_name.rpartition(".")
+        parent = sys.modules.get(parent_name)
+        if getattr(parent, child, None) is stand_in:
+            delattr(parent, child)
+
+
 class IOThread:
     """The asyncio loop serving the transport, on a thread of its own."""
 
     def __init__(self, settings: Settings) -> None:
-        from .transports.websocket import WebSocketTransport  # needs the websockets extra
+        # websockets imports importlib.metadata (with email, zipfile, csv...: ~10% of
+        # start-up) for a code path only its unreleased builds run.
+        with _imported_without("importlib.metadata"):
+            from .transports.websocket import WebSocketTransport  # the websockets extra
 
         self.settings = settings
         self.transport_class = WebSocketTransport
