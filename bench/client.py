@@ -437,12 +437,17 @@ async def m_concurrent(server: Server, p: Params) -> Steps:
             await c.close()
 
 
+def payload_string(p: Params) -> str:
+    """The p.payload_bytes ASCII string the payload measurements send."""
+    return (b"0123456789abcdef" * (p.payload_bytes // 16 + 1))[: p.payload_bytes].decode()
+
+
 async def m_payload(server: Server, p: Params) -> Steps:
     """A p.payload_bytes string through an identity function (`run copy:copy s`)."""
     c = await Client.open(server)
     try:
         await check_ping(c)
-        payload = (b"0123456789abcdef" * (p.payload_bytes // 16 + 1))[: p.payload_bytes].decode()
+        payload = payload_string(p)
         times = []
         for _ in range(p.payload_reps):
             raw = c.encode("run", ["copy:copy", payload])
@@ -553,7 +558,7 @@ async def m_payload_memory(server: Server, p: Params) -> dict[str, float]:
     allocator keeps of large messages (fragmentation shows here, not in m_memory)."""
     c = await Client.open(server)
     try:
-        payload = (b"0123456789abcdef" * (p.payload_bytes // 16 + 1))[: p.payload_bytes].decode()
+        payload = payload_string(p)
         for _ in range(p.payload_mem_n):
             if await c.call("run", ["copy:copy", payload]) != payload:
                 raise CommandError("payload came back changed")

@@ -74,15 +74,15 @@ class Request:
 
     def with_arguments(self, args: list[Any], kwargs: dict[str, Any]) -> Request:
         """A copy with other ``args`` and ``kwargs`` (binary frames' arrays filled in)."""
-        return Request(
-            self.command, args, kwargs, self.id, self.message,
-            self.timeout, self.stream, self.concurrent, self.echo, self.binary,
-        )  # fmt: skip
+        return self._copy(args, kwargs, self.message)
 
     def released(self) -> Request:
         """A copy without the arguments or the message: what a finished job keeps."""
+        return self._copy([], {}, {"id": self.id})
+
+    def _copy(self, args: list[Any], kwargs: dict[str, Any], message: dict[str, Any]) -> Request:
         return Request(
-            self.command, [], {}, self.id, {"id": self.id},
+            self.command, args, kwargs, self.id, message,
             self.timeout, self.stream, self.concurrent, self.echo, self.binary,
         )  # fmt: skip
 
