@@ -23,6 +23,7 @@ from websockets.http11 import Response as HTTPResponse
 
 from ..security import check_handshake
 from ..settings import Settings
+from .inbox import LoopInbox
 
 __all__ = ["Connection", "WebSocketTransport"]
 
@@ -36,37 +37,6 @@ MessageHandler = Callable[[str | bytes, "Connection"], None]
 OUTBOX_HIGH_WATER_BYTES = 16 * 2**20
 
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux only
-
-
-class LoopInbox:
-    """Calls handed to the event loop from other threads, run in order, in batches.
-
-    ``call_soon_threadsafe`` wakes the loop (a write to its self-pipe) for every call; the
-    main thread produces replies in bursts, so one wake-up per batch saves a syscall and
-    a loop iteration per reply.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._calls: collections.deque[tuple[Callable[[Any], None], Any]] = collections.deque()
-        self._lock = threading.Lock()
-        self._wake_pending = False
-
-    def put(self, function: Callable[[Any], None], argument: Any) -> None:
-        self._calls.append((function, argument))
-        with self._lock:
-            if self._wake_pending:
-                return  # the pending _run_all will find this call
-            self._wake_pending = True
-        self._loop.call_soon_threadsafe(self._run_all)
-
-    def _run_all(self) -> None:
-        with self._lock:
-            self._wake_pending = False
-        calls = self._calls
-        while calls:
-            function, argument = calls.popleft()
-            function(argument)
 
 
 class Connection:

@@ -1,0 +1,295 @@
+"""The stdio transport: one peer, the process that started the liaison, over a pipe pair.
+
+Messages are lines on the liaison's stdin and on a private copy of its stdout (the
+framing is core/lines.py; docs/protocol.md, "The stdio transport"). The runtime points
+fd 1 and ``sys.stdout`` at stderr, so nothing user code prints can reach the channel.
+Needs no third-party package and opens no port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+
+from ..core.lines import LineDecoder, binary_header, encode_text
+from ..core.replies import error_reply
+from ..settings import Settings
+from .inbox import LoopInbox
+
+__all__ = ["StdioConnection", "StdioTransport"]
+
+log = logging.getLogger("liaison.transport")
+
+MessageHandler = Callable[[str | bytes, "StdioConnection"], None]
+
+# As over WebSocket: reading pauses while this many bytes of messages wait to be written.
+OUTBOX_HIGH_WATER_BYTES = 16 * 2**20
+# Bytes the pipe transport may hold beyond what the pipe takes before the outbox waits.
+_PIPE_HIGH_WATER = 256 * 2**10
+# A larger pipe than Linux's 64 KiB default: a 2 MB message crosses in 2 wake-ups, not 32.
+_PIPE_SIZE = 2**20
+
+
+class StdioConnection:
+    """The one peer: a thread-safe outbox in front of the output pipe.
+
+    Like a WebSocket connection, reading pauses while ``max_pending`` messages await
+    their reply or their turn, or ``OUTBOX_HIGH_WATER_BYTES`` wait, and a peer that stops
+    reading while messages are pushed to it is dropped once the outbox overflows: over
+    stdio that stops the liaison (``on_lost``). Everything queued in one turn of the
+    event loop leaves in one write.
+    """
+
+    id = 1
+
+    def __init__(self, inbox: LoopInbox, max_pending: int, on_lost: Callable[[str], None]) -> None:
+        self._inbox = inbox
+        self._loop_thread = threading.get_ident()
+        self._outbox: collections.deque[bytes | bytearray] = collections.deque()
+        self._queued_bytes = 0
+        self._unanswered = 0
+        self._max_pending = max_pending
+        self._on_lost = on_lost
+        self._flush_pending = False
+        self._writable = True  # the pipe transport is under its high-water mark
+        self._reading_paused = False
+        self.writer: asyncio.WriteTransport | None = None
+        self.reader: asyncio.ReadTransport | None = None
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return "<StdioConnection>"
+
+    # -- the Sink (any thread) ----------------------------------------------------------
+
+    def send(self, data: bytes | bytearray) -> None:
+        """Queue the final reply to one of the peer's messages (any thread)."""
+        self._call(self._enqueue_reply, data)
+
+    def push(self, data: bytes | bytearray) -> None:
+        """Queue a message that is no reply: progress, partial, pushed (any thread)."""
+        self._call(self._enqueue, data)
+
+    def _call(self, method: Callable[[bytes | bytearray], None], data: bytes | bytearray) -> None:
+        if threading.get_ident() == self._loop_thread:
+            method(data)
+        else:
+            self._inbox.put(method, data)
+
+    # -- the outbox (loop thread) -------------------------------------------------------
+
+    def received(self) -> None:
+        """Count a message read from the peer, not yet answered."""
+        self._unanswered += 1
+        self._check_room()
+
+    def _enqueue_reply(self, data: bytes | bytearray) -> None:
+        self._unanswered -= 1
+        self._enqueue(data)
+
+    def _enqueue(self, data: bytes | bytearray) -> None:
+        if self.closed:
+            return
+        if len(self._outbox) >= 4 * self._max_pending:
+            self.closed = True
+            self._on_lost("the peer does not read its messages")
+            return
+        self._outbox.append(data)
+        self._queued_bytes += len(data)
+        if not self._flush_pending and self._writable:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write what is queued, in one write, while the pipe transport has room."""
+        self._flush_pending = False
+        writer = self.writer
+        if writer is None or writer.is_closing():
+            return
+        pieces: list[bytes | bytearray] = []
+        outbox = self._outbox
+        size = 0
+        while outbox and size < _PIPE_HIGH_WATER:
+            data = outbox.popleft()
+            self._queued_bytes -= len(data)
+            size += len(data)
+            if type(data) is bytes:
+                pieces.append(encode_text(data))
+            else:  # a bytearray (core.frames.Frame) is a binary frame
+                pieces += (binary_header(len(data)), data, b"\n")
+        if pieces:
+            writer.writelines(pieces)
+        if outbox and self._writable:  # more than one batch: the rest on the next turn
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._check_room()
+
+    def pause_writing(self) -> None:
+        self._writable = False
+
+    def resume_writing(self) -> None:
+        self._writable = True
+        if self._outbox and not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _check_room(self) -> None:
+        crowded = (
+            self._unanswered + len(self._outbox) >= self._max_pending
+            or self._queued_bytes >= OUTBOX_HIGH_WATER_BYTES
+        )
+        if crowded != self._reading_paused and self.reader is not None:
+            self._reading_paused = crowded
+            if crowded:
+                self.reader.pause_reading()
+            else:
+                self.reader.resume_reading()
+
+    def flush_all(self) -> None:
+        """Hand everything queued to the pipe transport, room or not (when closing)."""
+        self._writable = True
+        while self._outbox and self.writer is not None and not self.writer.is_closing():
+            self._flush()
+        self.closed = True
+
+
+class _Input(asyncio.Protocol):
+    def __init__(self, transport: StdioTransport) -> None:
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._transport.data_received(data)
+
+    def eof_received(self) -> None:
+        self._transport.lost("stdin was closed")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport.lost("stdin was closed" if exc is None else f"stdin failed: {exc}")
+
+
+class _Output(asyncio.BaseProtocol):
+    def __init__(self, transport: StdioTransport) -> None:
+        self._transport = transport
+
+    def pause_writing(self) -> None:
+        self._transport.connection.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._transport.connection.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport.output_closed(exc)
+
+
+class StdioTransport:
+    """Serves the one peer on ``input_fd`` and ``output_fd``, handing every message to
+    ``on_message``; calls ``on_closed`` once when the peer goes (EOF on the input, a
+    broken output pipe, an overflowing outbox). ``start_line`` is written first and
+    ``stop_line`` last (the start and stop markers, each with its newline)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_message: MessageHandler,
+        *,
+        input_fd: int = 0,
+        output_fd: int = 1,
+        on_closed: Callable[[], None] = lambda: None,
+        start_line: bytes = b"",
+        stop_line: bytes = b"",
+    ) -> None:
+        self.settings = settings
+        self.on_message = on_message
+        self.on_closed = on_closed
+        self._fds = (input_fd, output_fd)
+        self._start_line = start_line
+        self._stop_line = stop_line
+        self._decoder = LineDecoder(settings.max_message_size)
+        self._lost = False
+        self.connection: StdioConnection
+        self._output_closed: asyncio.Future[None]
+
+    async def start(self) -> int:
+        """Write the start line, then read and write the pipes; returns 0 (no port).
+        Raises OSError or ValueError if the descriptors are not pipes, sockets or ttys."""
+        loop = asyncio.get_running_loop()
+        inbox = LoopInbox(loop)
+        self.connection = StdioConnection(inbox, self.settings.max_pending, self._overflowed)
+        self._output_closed = loop.create_future()
+        input_fd, output_fd = self._fds
+        for fd in (input_fd, output_fd):
+            _enlarge_pipe(fd)
+        if self._start_line:
+            os.write(output_fd, self._start_line)  # before the fd turns non-blocking
+        # The pipe transports own these file objects and close them; the fds stay open.
+        output = open(output_fd, "wb", buffering=0, closefd=False)  # noqa: SIM115
+        writer, _ = await loop.connect_write_pipe(lambda: _Output(self), output)
+        # Low water 0: the outbox refills the transport once its buffer is empty; the
+        # pipe (1 MiB) still holds data then, so the peer never waits on that.
+        writer.set_write_buffer_limits(high=_PIPE_HIGH_WATER, low=0)
+        self.connection.writer = writer
+        input_ = open(input_fd, "rb", buffering=0, closefd=False)  # noqa: SIM115
+        reader, _ = await loop.connect_read_pipe(lambda: _Input(self), input_)
+        self.connection.reader = reader
+        return 0
+
+    def data_received(self, data: bytes) -> None:
+        connection = self.connection
+        for message in self._decoder.feed(data):
+            connection.received()
+            if isinstance(message, (str, bytes)):
+                self.on_message(message, connection)
+            else:
+                connection.send(error_reply(message, None, None))
+
+    def _overflowed(self, reason: str) -> None:
+        log.warning("%s: stopping", reason)
+        self.lost(reason)
+
+    def lost(self, reason: str) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        log.info("%s: stopping", reason)
+        self.on_closed()
+
+    def broadcast(self, data: bytes) -> None:
+        """Send ``data`` to the peer; callable from any thread."""
+        self.connection.push(data)
+
+    async def close(self) -> None:
+        """Write what is queued, then the stop line, and close (waits at most a second)."""
+        self._lost = True  # from here on the pipes closing is no news
+        connection = self.connection
+        if connection.reader is not None:
+            connection.reader.close()
+        writer = connection.writer
+        if writer is None or writer.is_closing():
+            return
+        connection.flush_all()
+        if self._stop_line:
+            writer.write(self._stop_line)
+        writer.close()  # the pipe transport writes its buffer out, then closes
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._output_closed), 1.0)
+        writer.abort()  # the peer does not read: give up on the rest
+
+    def output_closed(self, exc: Exception | None) -> None:
+        if not self._output_closed.done():
+            self._output_closed.set_result(None)
+        self.lost("stdout was closed" if exc is None else f"stdout failed: {exc}")
+
+
+def _enlarge_pipe(fd: int) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    import fcntl
+
+    with contextlib.suppress(OSError):  # not a pipe, or over the user's limit: keep it
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
