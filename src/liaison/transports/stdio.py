@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from ..core.lines import LineDecoder, binary_header, encode_text
 from ..core.replies import error_reply
@@ -189,35 +190,33 @@ class _Output(asyncio.BaseProtocol):
 
 class StdioTransport:
     """Serves the one peer on ``input_fd`` and ``output_fd``, handing every message to
-    ``on_message``; calls ``on_closed`` once when the peer goes (EOF on the input, a
-    broken output pipe, an overflowing outbox). ``start_line`` is written first and
-    ``stop_line`` last (the start and stop markers, each with its newline)."""
+    ``on_message``; calls ``request_stop`` once when the peer goes (EOF on the input, a
+    broken output pipe, an overflowing outbox). ``on_ready`` is called (on the I/O
+    thread) before anything is read or written: the start marker goes first."""
 
     def __init__(
         self,
         settings: Settings,
         on_message: MessageHandler,
+        request_stop: Callable[[], None],
         *,
         input_fd: int = 0,
         output_fd: int = 1,
-        on_closed: Callable[[], None] = lambda: None,
-        start_line: bytes = b"",
-        stop_line: bytes = b"",
+        on_ready: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.on_message = on_message
-        self.on_closed = on_closed
+        self.on_closed = request_stop
         self._fds = (input_fd, output_fd)
-        self._start_line = start_line
-        self._stop_line = stop_line
+        self._on_ready = on_ready
         self._decoder = LineDecoder(settings.max_message_size)
         self._lost = False
         self.connection: StdioConnection
         self._output_closed: asyncio.Future[None]
 
-    async def start(self) -> int:
-        """Write the start line, then read and write the pipes; returns 0 (no port).
-        Raises OSError or ValueError if the descriptors are not pipes, sockets or ttys."""
+    async def start(self) -> str:
+        """Call ``on_ready``, then serve the pipes; returns ``"stdio"``, the address the
+        markers name. A regular file serves too (``< commands.txt``)."""
         loop = asyncio.get_running_loop()
         inbox = LoopInbox(loop)
         self.connection = StdioConnection(inbox, self.settings.max_pending, self._overflowed)
@@ -225,19 +224,18 @@ class StdioTransport:
         input_fd, output_fd = self._fds
         for fd in (input_fd, output_fd):
             _enlarge_pipe(fd)
-        if self._start_line:
-            os.write(output_fd, self._start_line)  # before the fd turns non-blocking
+        self._on_ready()  # the start marker, while the fd still blocks
         # The pipe transports own these file objects and close them; the fds stay open.
         output = open(output_fd, "wb", buffering=0, closefd=False)  # noqa: SIM115
-        writer, _ = await loop.connect_write_pipe(lambda: _Output(self), output)
+        input_ = open(input_fd, "rb", buffering=0, closefd=False)  # noqa: SIM115
+        writer = await _open_writer(loop, _Output(self), output)
+        reader = await _open_reader(loop, _Input(self), input_)
         # Low water 0: the outbox refills the transport once its buffer is empty; the
         # pipe (1 MiB) still holds data then, so the peer never waits on that.
         writer.set_write_buffer_limits(high=_PIPE_HIGH_WATER, low=0)
         self.connection.writer = writer
-        input_ = open(input_fd, "rb", buffering=0, closefd=False)  # noqa: SIM115
-        reader, _ = await loop.connect_read_pipe(lambda: _Input(self), input_)
         self.connection.reader = reader
-        return 0
+        return "stdio"
 
     def data_received(self, data: bytes) -> None:
         connection = self.connection
@@ -264,7 +262,8 @@ class StdioTransport:
         self.connection.push(data)
 
     async def close(self) -> None:
-        """Write what is queued, then the stop line, and close (waits at most a second)."""
+        """Write what is queued and close the pipes (waits at most a second). The fds stay
+        open: the stop marker follows."""
         self._lost = True  # from here on the pipes closing is no news
         connection = self.connection
         if connection.reader is not None:
@@ -273,8 +272,6 @@ class StdioTransport:
         if writer is None or writer.is_closing():
             return
         connection.flush_all()
-        if self._stop_line:
-            writer.write(self._stop_line)
         writer.close()  # the pipe transport writes its buffer out, then closes
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._output_closed), 1.0)
@@ -284,6 +281,93 @@ class StdioTransport:
         if not self._output_closed.done():
             self._output_closed.set_result(None)
         self.lost("stdout was closed" if exc is None else f"stdout failed: {exc}")
+
+
+async def _open_writer(
+    loop: asyncio.AbstractEventLoop, protocol: _Output, file: Any
+) -> asyncio.WriteTransport:
+    try:
+        writer, _ = await loop.connect_write_pipe(lambda: protocol, file)
+    except ValueError:  # a regular file (`> out.txt`): writes to it never wait
+        return _FileWriter(file.fileno())
+    return writer
+
+
+async def _open_reader(
+    loop: asyncio.AbstractEventLoop, protocol: _Input, file: Any
+) -> asyncio.ReadTransport:
+    try:
+        reader, _ = await loop.connect_read_pipe(lambda: protocol, file)
+    except ValueError:  # a regular file (`< in.txt`): no event loop can poll one
+        return _FileReader(loop, protocol, file.fileno())
+    return reader
+
+
+class _FileWriter(asyncio.WriteTransport):
+    """Blocking writes to a regular file, in the shape of a pipe transport."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._closing = False
+
+    def write(self, data: Any) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        self._closing = True
+
+    def abort(self) -> None:
+        self._closing = True
+
+
+class _FileReader(asyncio.ReadTransport):
+    """Reads a regular file on a thread of its own, in the shape of a pipe transport."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, protocol: _Input, fd: int) -> None:
+        super().__init__()
+        self._loop = loop
+        self._protocol = protocol
+        self._fd = fd
+        self._go = threading.Event()
+        self._go.set()
+        self._closing = False
+        threading.Thread(target=self._read, name="liaison-stdin", daemon=True).start()
+
+    def _read(self) -> None:
+        while self._go.wait() and not self._closing:
+            data = os.read(self._fd, 2**18)
+            if not data:
+                self._loop.call_soon_threadsafe(self._protocol.eof_received)
+                return
+            self._loop.call_soon_threadsafe(self._protocol.data_received, data)
+
+    def pause_reading(self) -> None:
+        self._go.clear()
+
+    def resume_reading(self) -> None:
+        self._go.set()
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        self._closing = True
+        self._go.set()
 
 
 def _enlarge_pipe(fd: int) -> None:

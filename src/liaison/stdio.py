@@ -1,0 +1,12 @@
+"""``python -m liaison.stdio``: a liaison speaking to its parent over stdin and stdout."""
+
+from __future__ import annotations
+
+if __name__ == "__main__":
+    import gc
+    import sys
+
+    gc.disable()  # as in websocket.py: main() turns it back on once serving
+    from .stdio_cli import main
+
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The command line of ``python -m liaison.stdio [options]``.
+
+Messages travel on stdin and stdout, one per line (docs/protocol.md, "The stdio
+transport"). Stdout is the channel: the start marker is its first line, the stop marker
+its last, and what user code prints goes to stderr, never to stdout.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .cli import OPTION_DEFAULTS, _byte_size, _collect_from_now_on
+from .constants import START_MARKER
+from .output import StandardOutput
+from .runtime import Runtime
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .io_thread import MessageHandler, Transport
+
+__all__ = ["ADDRESS", "ChannelOutput", "main"]
+
+ADDRESS = "stdio"  # what the markers name: LIAISON:CONNECTED@stdio
+_MARKER_WRITE_SECONDS = 1.0
+
+
+class ChannelOutput(StandardOutput):
+    """Stdout as the message channel: user output always on stderr, each marker one line.
+
+    The transport has the start marker written before it reads a message, so it is the
+    first line; the runtime writes the stop marker once the transport has closed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("stderr")
+
+    def write_marker(self, marker: str) -> None:
+        with self._lock:
+            if marker in self._written:
+                return
+            self._written.add(marker)
+            _write_all(self.fd, marker.encode() + b"\n", _MARKER_WRITE_SECONDS)
+
+
+def _write_all(fd: int, data: bytes, seconds: float) -> None:
+    """Write ``data`` to ``fd`` (non-blocking once the transport served it); give up after
+    ``seconds`` without progress, or when the peer has gone."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            if not select.select([], [fd], [], seconds)[1]:
+                return
+        except OSError as error:
+            if error.errno in (errno.EPIPE, errno.EBADF):
+                return
+            raise
+
+
+def build_parser() -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m liaison.stdio",
+        description="Serve a liaison to the process that started it: JSON commands on stdin, "
+        "one per line; replies on stdout, after a first line LIAISON:CONNECTED@stdio. What "
+        "commands print goes to stderr.",
+    )
+    parser.add_argument("--version", action="version", version=f"liaison {__version__}")
+    parser.add_argument(
+        "--allow-module", action="append", metavar="NAME",
+        help="only let commands import this module and its submodules (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-message-size", type=_byte_size, metavar="BYTES",
+        help="largest incoming message, e.g. 64MiB (default); larger ones get an error reply",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-watch-parent", dest="watch_parent", action="store_false",
+        help="keep running when the process that started the liaison exits",
+    )  # fmt: skip
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="how much to log on stderr (default: warning)",
+    )  # fmt: skip
+    parser.set_defaults(**OPTION_DEFAULTS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m liaison.stdio``: returns the exit status."""
+    arguments = sys.argv[1:] if argv is None else argv
+    args: Any = build_parser().parse_args(arguments) if arguments else _defaults()
+    settings = Settings(
+        allowed_modules=None if args.allow_module is None else frozenset(args.allow_module),
+        max_message_size=args.max_message_size,
+        watch_parent=args.watch_parent,
+        user_output="stderr",
+    )
+    os.environ.pop("LIAISON_TOKEN", None)  # no token here; none for user code either
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s liaison %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    output = ChannelOutput()  # from here on, fd 1 and sys.stdout are stderr
+    runtime = Runtime(settings, _transport_factory(output), output=output)
+    return runtime.run(on_listening=_collect_from_now_on)
+
+
+def _defaults() -> Any:
+    """The options' defaults without argparse, which costs ~5 ms of start-up."""
+    import types
+
+    return types.SimpleNamespace(**OPTION_DEFAULTS)
+
+
+def _transport_factory(
+    output: ChannelOutput,
+) -> Callable[[Settings, MessageHandler, Callable[[], None]], Transport]:
+    def build(
+        settings: Settings, on_message: MessageHandler, request_stop: Callable[[], None]
+    ) -> Transport:
+        from .transports.stdio import StdioTransport
+
+        return StdioTransport(
+            settings, on_message, request_stop, output_fd=output.fd,
+            on_ready=lambda: output.write_marker(f"{START_MARKER}@{ADDRESS}"),
+        )  # fmt: skip
+
+    return build
+
+
+if __name__ == "__main__":
+    sys.exit(main())
