@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import select
 import signal
 import subprocess
@@ -149,12 +151,20 @@ class RawClient:
     def send(self, message: Any) -> None:
         if not isinstance(message, (str, bytes)):
             message = orjson.dumps(message).decode()
-        self.ws.send(message)
+        self.send_raw(message)
+
+    def send_raw(self, data: str | bytes) -> None:
+        """Send one message as is: str as text, bytes as a binary frame."""
+        self.ws.send(data)
+
+    def recv(self, timeout: float = 10.0) -> str | bytes:
+        """The next message as received: str (text) or bytes (binary frame)."""
+        return self.ws.recv(timeout)
 
     def receive(self, timeout: float = 10.0) -> Any:
         if self.backlog:
             return self.backlog.pop(0)
-        return orjson.loads(self.ws.recv(timeout))
+        return orjson.loads(self.recv(timeout))
 
     def command(self, name: str, *args: Any, **fields: Any) -> dict[str, Any]:
         """A message for command ``name`` with a fresh id; extra fields go top-level."""
@@ -176,7 +186,7 @@ class RawClient:
             return reply
         stash = []
         while True:
-            reply = orjson.loads(self.ws.recv(timeout))
+            reply = orjson.loads(self.recv(timeout))
             if reply.get("id") == wanted and reply.get("tag") in ("response", "error"):
                 self.backlog.extend(stash)
                 return reply
@@ -192,9 +202,95 @@ class RawClient:
         self.ws.close()
 
 
-@pytest.fixture
-def client(liaison: LiaisonProcess) -> Iterator[RawClient]:
-    raw = RawClient(liaison.url)
+class StdioClient(RawClient):
+    """A RawClient speaking to its own `python -m liaison.stdio` child over its pipes."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "liaison.stdio", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": TESTS, **(env or {})},
+        )
+        self.lines: queue.Queue[str | bytes | None] = queue.Queue()  # None: EOF
+        self.stderr = bytearray()
+        self._count = 0
+        self.backlog = []
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+        first = self.lines.get(timeout=20)
+        if first != START + "stdio":
+            self.kill()
+            raise RuntimeError(f"no start marker but {first!r}; stderr={self.stderr!r}")
+
+    def _read_stdout(self) -> None:
+        from liaison.core.lines import LineDecoder
+
+        assert self.process.stdout is not None
+        decoder = LineDecoder(2**31)
+        while chunk := self.process.stdout.read1(2**20):
+            for message in decoder.feed(chunk):
+                assert not isinstance(message, Exception), message
+                self.lines.put(message)
+        self.lines.put(None)
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        while chunk := self.process.stderr.read1(65536):
+            self.stderr += chunk
+
+    def send_raw(self, data: str | bytes) -> None:
+        from liaison.core.lines import binary_header, encode_text
+
+        assert self.process.stdin is not None
+        if isinstance(data, str):
+            self.process.stdin.write(encode_text(data.encode()))
+        else:
+            self.process.stdin.write(binary_header(len(data)) + data + b"\n")
+        self.process.stdin.flush()
+
+    def recv(self, timeout: float = 10.0) -> str | bytes:
+        try:
+            message = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no message within {timeout} s") from None
+        if message is None:
+            self.lines.put(None)
+            raise EOFError("the liaison closed its stdout")
+        return message
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Close stdin, which stops the liaison; returns its exit status."""
+        assert self.process.stdin is not None
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for reader in self._readers:
+            reader.join(5)
+
+
+@pytest.fixture(params=["websocket", "stdio"])
+def client(request: pytest.FixtureRequest) -> Iterator[RawClient]:
+    """A raw client over each transport: the shared WebSocket liaison, or a stdio child
+    of its own (a stdio liaison has one peer)."""
+    raw: RawClient
+    if request.param == "websocket":
+        raw = RawClient(request.getfixturevalue("liaison").url)
+    else:
+        raw = StdioClient()
     yield raw
     raw.close()
 
@@ -218,5 +314,5 @@ def free_port() -> int:
 
 
 __all__: Sequence[str] = [
-    "LiaisonProcess", "RawClient", "free_port", "require_tool", "spawn_liaison",
+    "LiaisonProcess", "RawClient", "StdioClient", "free_port", "require_tool", "spawn_liaison",
 ]  # fmt: skip

@@ -14,16 +14,16 @@ from liaison.core.frames import decode_frame, encode_frame
 def binary_reply(client: RawClient, message: dict[str, Any]) -> dict[str, Any]:
     """Send ``message`` (as a binary frame if it holds arrays or bytes); its binary reply."""
     frame = encode_frame(message)
-    client.ws.send(frame if frame is not None else orjson.dumps(message).decode())
-    data = client.ws.recv(10)
+    client.send_raw(frame if frame is not None else orjson.dumps(message).decode())
+    data = client.recv(10)
     assert isinstance(data, bytes), f"expected a binary frame, got text {data[:200]!r}"
     return decode_frame(data)
 
 
 def text_reply(client: RawClient, message: dict[str, Any]) -> dict[str, Any]:
     frame = encode_frame(message)
-    client.ws.send(frame if frame is not None else orjson.dumps(message).decode())
-    data = client.ws.recv(10)
+    client.send_raw(frame if frame is not None else orjson.dumps(message).decode())
+    data = client.recv(10)
     assert isinstance(data, str), f"expected a text frame, got {len(data)} bytes"
     reply: dict[str, Any] = orjson.loads(data)
     return reply
@@ -99,16 +99,16 @@ def test_arrays_in_kwargs_and_a_round_trip_through_store(client: RawClient) -> N
 
 def test_streamed_items_and_progress_of_a_binary_request_are_frames(client: RawClient) -> None:
     client.send(client.command("run", "remote_helpers:arrays", 3, stream=True, binary=True, id="s"))
-    partials = [decode_frame(client.ws.recv(10)) for _ in range(3)]
+    partials = [decode_frame(client.recv(10)) for _ in range(3)]
     assert [p["tag"] for p in partials] == ["partial"] * 3
     for i, partial in enumerate(partials):
         assert partial["id"] == "s" and np.array_equal(partial["partial"], np.arange(i))
-    assert orjson.loads(client.ws.recv(10))["response"] == 3
+    assert orjson.loads(client.recv(10))["response"] == 3
     client.send(client.command("run", "remote_helpers:array_progress", 5, binary=True, id="p"))
-    progress = decode_frame(client.ws.recv(10))
+    progress = decode_frame(client.recv(10))
     assert progress["tag"] == "progress" and progress["id"] == "p"
     assert np.array_equal(progress["progress"]["values"], np.arange(5))
-    assert orjson.loads(client.ws.recv(10))["response"] == "done"
+    assert orjson.loads(client.recv(10))["response"] == "done"
 
 
 def test_a_malformed_binary_frame_gets_an_error_reply_and_the_connection_goes_on(
@@ -119,8 +119,8 @@ def test_a_malformed_binary_frame_gets_an_error_reply_and_the_connection_goes_on
         (b"\x10\x00\x00\x00[1]", "header length is 16 bytes, but only 3 follow it"),
         (b"\x03\x00\x00\x00[1]", "header must be a JSON object, got array"),
     ]:
-        client.ws.send(frame)
-        reply = orjson.loads(client.ws.recv(10))
+        client.send_raw(frame)
+        reply = orjson.loads(client.recv(10))
         assert reply["exception"]["type"] == "InvalidMessage"
         assert text in reply["exception"]["message"]
         assert (reply["evt"], reply["id"]) == (None, None)
@@ -132,8 +132,8 @@ def test_a_bad_placeholder_is_an_error_reply_with_the_id(client: RawClient) -> N
     message = {"command": {"command": "run", "args": ["numpy:sum", placeholder]}, "id": "bad"}
     header = orjson.dumps({**message, "buffers": [[256, 16]]})
     frame = len(header).to_bytes(4, "little") + header
-    client.ws.send(frame + bytes(256 - len(frame)) + bytes(16))
-    reply = orjson.loads(client.ws.recv(10))
+    client.send_raw(frame + bytes(256 - len(frame)) + bytes(16))
+    reply = orjson.loads(client.recv(10))
     assert reply["id"] == "bad" and reply["exception"]["type"] == "InvalidMessage"
     assert "unknown dtype 'float128'" in reply["exception"]["message"]
     assert client.call("ping") == "pong"

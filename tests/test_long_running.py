@@ -93,6 +93,19 @@ def test_progress_arrives_before_the_reply_and_only_at_the_sender(
     assert second.call("ping") == "pong"  # the next message the other client sees is its own
 
 
+def test_progress_and_pushes_reach_the_client(client: RawClient) -> None:
+    client.send(client.command("run", "remote_helpers:report_progress", 2, id="work"))
+    before, reply = until_reply(client, "work")
+    assert [message["progress"]["step"] for message in before] == [0, 1]
+    assert reply["response"] == "done"
+    client.call("init", "pusher", "remote_helpers:Pusher", kwargs={"liaison": "$liaison"})
+    assert client.call("run", "pusher.alert", "one") == "one"
+    assert client.call("run", "pusher.tell_sender", "two") == "two"
+    assert [client.receive(), client.receive()] == [
+        {"tag": "alert", "text": "one"}, {"tag": "private", "text": "two"}
+    ]  # fmt: skip
+
+
 def test_streaming_a_generator(client: RawClient) -> None:
     client.send(client.command("run", "remote_helpers:count", 4, id="gen", stream=True))
     before, reply = until_reply(client, "gen")

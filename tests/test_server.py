@@ -108,9 +108,9 @@ def test_keyboard_interrupt_in_user_code_is_an_error_reply(client: RawClient) ->
 
 
 def test_binary_frames_are_answered_not_dropped(client: RawClient) -> None:
-    client.ws.send(b'{"command": {"command": "ping"}, "id": "b"}')  # JSON, as 1.0 accepted
+    client.send_raw(b'{"command": {"command": "ping"}, "id": "b"}')  # JSON, as 1.0 accepted
     assert client.receive()["response"] == "pong"
-    client.ws.send(b"\xff\x00")  # neither JSON nor a frame in the binary layout
+    client.send_raw(b"\xff\x00")  # neither JSON nor a frame in the binary layout
     assert client.receive()["exception"]["type"] == "InvalidMessage"
 
 

@@ -275,7 +275,8 @@ class StdioTransport:
         writer.close()  # the pipe transport writes its buffer out, then closes
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._output_closed), 1.0)
-        writer.abort()  # the peer does not read: give up on the rest
+        if not self._output_closed.done():
+            writer.abort()  # the peer does not read: give up on the rest
 
     def output_closed(self, exc: Exception | None) -> None:
         if not self._output_closed.done():

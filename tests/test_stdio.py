@@ -1,0 +1,114 @@
+"""What only the stdio transport does: the channel on stdout, EOF, oversized input.
+
+Everything else (commands, bad input, long-running work, pushes, binary frames) runs over
+both transports through the ``client`` fixture (conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from conftest import START, STOP, StdioClient
+from liaison.settings import Settings
+from liaison.transports.inbox import LoopInbox
+from liaison.transports.stdio import StdioConnection
+
+
+def rest_of_channel(client: StdioClient) -> list[Any]:
+    """Every message left until EOF; the stop marker must be the last line."""
+    lines = []
+    while (line := client.lines.get(timeout=10)) is not None:
+        lines.append(line)
+    assert lines[-1] == STOP + "stdio", lines[-3:]
+    return [orjson.loads(line) for line in lines[:-1]]
+
+
+def test_user_output_goes_to_stderr_and_never_into_the_channel() -> None:
+    client = StdioClient()
+    assert client.call("run", "builtins:print", "from print") is None
+    assert client.call("run", "os:system", "echo from C-level code") == 0
+    client.send(client.command("run", "builtins:print", "{not a message}", concurrent=True))
+    assert client.receive()["response"] is None
+    assert client.close() == 0
+    assert rest_of_channel(client) == []  # the reader checked every line was a message
+    stderr = client.stderr.decode()
+    assert "from print" in stderr and "from C-level code" in stderr
+    assert "{not a message}" in stderr
+
+
+@pytest.mark.parametrize("how", ["eof", "sigterm"])
+def test_eof_and_sigterm_stop_the_running_command_and_exit_0(how: str) -> None:
+    client = StdioClient()
+    client.send(client.command("run", "time:sleep", 30, id="long"))
+    assert client.call("ping") == "pong"  # the sleep is queued before the ping's reply
+    started = time.monotonic()
+    if how == "eof":
+        assert client.close() == 0
+    else:
+        client.process.send_signal(signal.SIGTERM)
+        assert client.process.wait(10) == 0
+    assert time.monotonic() - started < 5
+    (reply,) = rest_of_channel(client)
+    assert reply["id"] == "long"
+    assert reply["exception"]["message"] == "the liaison is shutting down"
+    client.kill()
+    assert "Traceback" not in client.stderr.decode()
+
+
+def test_oversized_messages_get_an_error_reply_and_the_next_one_is_read() -> None:
+    client = StdioClient("--max-message-size", "1KiB")
+    try:
+        client.send_raw('{"padding": "' + "x" * 2000 + '"}')
+        reply = client.receive()
+        assert reply["exception"]["type"] == "InvalidMessage"
+        assert "exceeds the limit of 1024 bytes" in reply["exception"]["message"]
+        client.send_raw(b"\0" * 5000)  # a binary frame, skipped unread
+        assert "binary frame of 5000 bytes" in client.receive()["exception"]["message"]
+        assert client.call("ping") == "pong"
+    finally:
+        assert client.close() == 0
+
+
+def test_the_markers_name_stdio_and_no_port_is_opened() -> None:
+    client = StdioClient()
+    assert client.call("get", "liaison.address") == "stdio"
+    assert client.close() == 0
+    assert START.startswith("LIAISON:CONNECTED")
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.paused = False
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+
+def test_reading_pauses_while_max_pending_messages_are_unanswered() -> None:
+    async def scenario() -> None:
+        lost: list[str] = []
+        connection = StdioConnection(LoopInbox(asyncio.get_running_loop()), 2, lost.append)
+        reader = connection.reader = _Reader()  # type: ignore[assignment]
+        connection.received()
+        assert not reader.paused
+        connection.received()
+        assert reader.paused  # 2 unanswered: the peer waits (the pipe holds it back)
+        connection.writer = None  # nothing written: replies stay queued
+        connection.send(b"{}")
+        connection.send(b"{}")
+        assert reader.paused  # answered, but still waiting to be written
+        for _ in range(4 * 2):
+            connection.push(b"{}")
+        assert lost == ["the peer does not read its messages"]
+
+    assert Settings().max_pending == 4096
+    asyncio.run(scenario())
