@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from conftest import START, STOP, StdioClient
+from conftest import START, STOP, TESTS, StdioClient
 from liaison.settings import Settings
 from liaison.transports.inbox import LoopInbox
 from liaison.transports.stdio import StdioConnection
@@ -25,7 +25,7 @@ def rest_of_channel(client: StdioClient) -> list[Any]:
     lines = []
     while (line := client.lines.get(timeout=10)) is not None:
         lines.append(line)
-    assert lines[-1] == STOP + "stdio", lines[-3:]
+    assert lines and lines[-1] == STOP + "stdio", (lines[-3:], client.stderr)
     return [orjson.loads(line) for line in lines[:-1]]
 
 
@@ -45,8 +45,8 @@ def test_user_output_goes_to_stderr_and_never_into_the_channel() -> None:
 @pytest.mark.parametrize("how", ["eof", "sigterm"])
 def test_eof_and_sigterm_stop_the_running_command_and_exit_0(how: str) -> None:
     client = StdioClient()
-    client.send(client.command("run", "time:sleep", 30, id="long"))
-    assert client.call("ping") == "pong"  # the sleep is queued before the ping's reply
+    client.send(client.command("run", "remote_helpers:announce_then_sleep", 30, id="long"))
+    assert client.receive()["tag"] == "progress"  # it runs
     started = time.monotonic()
     if how == "eof":
         assert client.close() == 0
@@ -112,3 +112,27 @@ def test_reading_pauses_while_max_pending_messages_are_unanswered() -> None:
 
     assert Settings().max_pending == 4096
     asyncio.run(scenario())
+
+
+def test_the_python_client_over_stdio_has_the_same_api() -> None:
+    from liaison.client import RemoteError, spawn
+
+    with spawn(transport="stdio", env={"PYTHONPATH": TESTS}) as remote:
+        assert remote.url == "stdio"
+        assert remote.run("statistics:mean", [1, 2, 3]) == 2
+        steps: list[Any] = []
+        assert remote.call("run", ["remote_helpers:report_progress", 2], on_progress=steps.append)
+        assert [step["step"] for step in steps] == [0, 1]
+        pushed: list[Any] = []
+        remote.on("alert", pushed.append)
+        remote.init("pusher", "remote_helpers:Pusher", "$liaison")
+        assert remote.run("pusher.alert", "hello") == "hello"
+        assert remote.ping() == "pong"  # pushes precede the next reply
+        assert pushed == [{"tag": "alert", "text": "hello"}]
+        array = remote.call("run", ["numpy:arange", 3], binary=True)
+        assert array.tolist() == [0, 1, 2]
+        with pytest.raises(RemoteError) as raised:
+            remote.run("builtins:divmod", 1, 0)
+        assert raised.value.type == "ZeroDivisionError"
+        process = remote.process
+    assert process is not None and process.returncode == 0

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .cli import OPTION_DEFAULTS, _byte_size, _collect_from_now_on
-from .constants import START_MARKER
 from .output import StandardOutput
 from .runtime import Runtime
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .io_thread import MessageHandler, Transport
+    from .transports.stdio import StdioTransport
 
 __all__ = ["ADDRESS", "ChannelOutput", "main"]
 
@@ -34,12 +34,18 @@ _MARKER_WRITE_SECONDS = 1.0
 class ChannelOutput(StandardOutput):
     """Stdout as the message channel: user output always on stderr, each marker one line.
 
-    The transport has the start marker written before it reads a message, so it is the
-    first line; the runtime writes the stop marker once the transport has closed.
+    The transport reads no message before the start marker is out, so it is the first
+    line; the runtime writes the stop marker once the transport has closed.
     """
 
     def __init__(self) -> None:
         super().__init__("stderr")
+        self.transport: StdioTransport | None = None
+
+    def started(self, marker: str) -> None:
+        super().started(marker)
+        if self.transport is not None:
+            self.transport.start_reading()
 
     def write_marker(self, marker: str) -> None:
         with self._lock:
@@ -132,10 +138,9 @@ def _transport_factory(
     ) -> Transport:
         from .transports.stdio import StdioTransport
 
-        return StdioTransport(
-            settings, on_message, request_stop, output_fd=output.fd,
-            on_ready=lambda: output.write_marker(f"{START_MARKER}@{ADDRESS}"),
-        )  # fmt: skip
+        transport = StdioTransport(settings, on_message, request_stop, output_fd=output.fd)
+        output.transport = transport
+        return transport
 
     return build
 

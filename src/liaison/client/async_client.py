@@ -32,6 +32,7 @@ from .errors import CallTimeout, ClientError, ConnectFailed, ConnectionLost, rem
 
 if TYPE_CHECKING:
     from .spawn import ChildLiaison
+    from .stdio_channel import StdioChannel
 
 __all__ = ["AsyncClient", "Callback", "Opening", "connect_async"]
 
@@ -65,7 +66,9 @@ class AsyncClient:
     #: reply before it sends ``cancel`` and raises :class:`CallTimeout` by itself.
     reply_margin: float = 1.0
 
-    def __init__(self, websocket: ClientConnection, url: str, token: str | None = None) -> None:
+    def __init__(
+        self, websocket: ClientConnection | StdioChannel, url: str, token: str | None = None
+    ) -> None:
         """Wrap an open connection; use :func:`connect_async` rather than this.
 
         ``url`` and ``token`` (None without one) say how it was opened: a frontend may

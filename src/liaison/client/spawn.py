@@ -18,12 +18,16 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
+from websockets.exceptions import ConnectionClosed
+
 from ..constants import START_MARKER
 from .async_client import AsyncClient, Opening, open_websocket
 from .errors import SpawnError
 from .sync_client import Client, open_client
 
-__all__ = ["ChildLiaison", "spawn", "spawn_async", "start_child"]
+__all__ = ["TRANSPORTS", "ChildLiaison", "spawn", "spawn_async", "start_child"]
+
+TRANSPORTS = ("websocket", "stdio")
 
 _STARTED = re.compile(re.escape(START_MARKER) + r"@(?P<host>\[[^\]]*\]|[^:]+):(?P<port>\d+)")
 _STDERR_KEPT = 64 * 1024  # bytes of the child's stderr kept for error messages
@@ -37,7 +41,10 @@ class ChildLiaison:
     ``process`` is its :class:`subprocess.Popen`; ``url`` and ``token`` reach it.
     """
 
-    def __init__(self, process: subprocess.Popen[bytes], token: str) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], token: str, read_stdout: bool = True
+    ) -> None:
+        """``read_stdout``: False when stdout is the message channel (stdio)."""
         self.process = process
         self.token = token
         self.url = ""
@@ -45,9 +52,12 @@ class ChildLiaison:
         self._stderr = bytearray()
         self._started = threading.Event()  # the marker arrived, or stdout ended
         self._readers = [
-            threading.Thread(target=self._read_stdout, name="liaison-child-stdout", daemon=True),
             threading.Thread(target=self._read_stderr, name="liaison-child-stderr", daemon=True),
         ]
+        if read_stdout:
+            self._readers.append(
+                threading.Thread(target=self._read_stdout, name="liaison-child-stdout", daemon=True)
+            )
         for reader in self._readers:
             reader.start()
 
@@ -125,9 +135,10 @@ class ChildLiaison:
         deadline = time.monotonic() + 5
         for reader in self._readers:
             reader.join(max(0.0, deadline - time.monotonic()))
-        for stream in (process.stdout, process.stderr):
+        for stream in (process.stdin, process.stdout, process.stderr):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(OSError):  # stdin: its last write may fail
+                    stream.close()
         return code
 
 
@@ -137,13 +148,19 @@ def start_child(
     env: Mapping[str, str] | None,
     cwd: str | os.PathLike[str] | None,
     args: Sequence[str],
+    transport: str = "websocket",
 ) -> ChildLiaison:
-    """Start ``python -m liaison.websocket ADDRESS *args`` with a fresh token."""
-    token = secrets.token_urlsafe(32)
+    """Start ``python -m liaison.websocket ADDRESS *args`` with a fresh token, or with
+    ``transport="stdio"`` ``python -m liaison.stdio *args`` (no address, no token)."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
+    stdio = transport == "stdio"
+    token = "" if stdio else secrets.token_urlsafe(32)
+    command = ["liaison.stdio"] if stdio else ["liaison.websocket", address]
     try:
         process = subprocess.Popen(
-            [python, "-m", "liaison.websocket", address, *args],
-            stdin=subprocess.DEVNULL,
+            [python, "-m", *command, *args],
+            stdin=subprocess.PIPE if stdio else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, **(env or {}), "LIAISON_TOKEN": token},
@@ -151,7 +168,38 @@ def start_child(
         )
     except OSError as error:
         raise SpawnError(f"cannot run {python!r}: {error}") from error
-    return ChildLiaison(process, token)
+    return ChildLiaison(process, token, read_stdout=not stdio)
+
+
+async def _connect_stdio(child: ChildLiaison, timeout: float) -> AsyncClient:
+    """Read the stdio child's start marker and return a client on its pipes."""
+    from .stdio_channel import StdioChannel
+
+    process = child.process
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        channel = await StdioChannel.open(process.stdin, process.stdout, timeout)
+    except asyncio.TimeoutError:
+        raise SpawnError(f"the liaison did not start within {timeout} s", child.stderr) from None
+    except ConnectionClosed:
+        code = await asyncio.to_thread(process.wait)
+        raise SpawnError(
+            f"the liaison exited with status {code} before it started", child.stderr, code
+        ) from None
+    child.url = "stdio"
+    return AsyncClient(channel, "stdio")
+
+
+async def _connect(child: ChildLiaison, transport: str, timeout: float) -> AsyncClient:
+    if transport == "stdio":
+        client = await _connect_stdio(child, timeout)
+    else:
+        url = await asyncio.to_thread(child.wait_started, timeout)
+        client = AsyncClient(
+            await open_websocket(url, child.token, timeout, None, None), url, child.token
+        )
+    client.child = child
+    return client
 
 
 def spawn(
@@ -162,6 +210,7 @@ def spawn(
     cwd: str | os.PathLike[str] | None = None,
     args: Sequence[str] = (),
     timeout: float = 20.0,
+    transport: str = "websocket",
 ) -> Client:
     """Start a liaison in another interpreter and return a :class:`Client` connected to it.
 
@@ -171,19 +220,13 @@ def spawn(
     and waits for the process (SIGTERM, then SIGKILL, if it lingers); ``client.process``
     is its :class:`subprocess.Popen`. Raises :class:`SpawnError` with the child's stderr
     if it cannot run, exits or stays silent.
+
+    ``transport="stdio"`` runs ``python -m liaison.stdio *args`` instead and talks to it
+    over its stdin and stdout (no port, no token; ``address`` is unused).
     """
-    child = start_child(python, address, env, cwd, args)
+    child = start_child(python, address, env, cwd, args, transport)
     try:
-        url = child.wait_started(timeout)
-
-        async def opening() -> AsyncClient:
-            client = AsyncClient(
-                await open_websocket(url, child.token, timeout, None, None), url, child.token
-            )
-            client.child = child
-            return client
-
-        return open_client(opening())
+        return open_client(_connect(child, transport, timeout))
     except BaseException:
         child.stop(graceful=False)
         raise
@@ -197,20 +240,16 @@ def spawn_async(
     cwd: str | os.PathLike[str] | None = None,
     args: Sequence[str] = (),
     timeout: float = 20.0,
+    transport: str = "websocket",
 ) -> Opening[AsyncClient]:
     """:func:`spawn` for asyncio code: await it, or use it in ``async with``."""
 
     async def opening() -> AsyncClient:
-        child = await asyncio.to_thread(start_child, python, address, env, cwd, args)
+        child = await asyncio.to_thread(start_child, python, address, env, cwd, args, transport)
         try:
-            url = await asyncio.to_thread(child.wait_started, timeout)
-            client = AsyncClient(
-                await open_websocket(url, child.token, timeout, None, None), url, child.token
-            )
+            return await _connect(child, transport, timeout)
         except BaseException:
             await asyncio.to_thread(child.stop, False)
             raise
-        client.child = child
-        return client
 
     return Opening(opening)

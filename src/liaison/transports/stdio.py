@@ -191,8 +191,8 @@ class _Output(asyncio.BaseProtocol):
 class StdioTransport:
     """Serves the one peer on ``input_fd`` and ``output_fd``, handing every message to
     ``on_message``; calls ``request_stop`` once when the peer goes (EOF on the input, a
-    broken output pipe, an overflowing outbox). ``on_ready`` is called (on the I/O
-    thread) before anything is read or written: the start marker goes first."""
+    broken output pipe, an overflowing outbox). It reads nothing until
+    :meth:`start_reading`, so the start marker can go first."""
 
     def __init__(
         self,
@@ -202,40 +202,45 @@ class StdioTransport:
         *,
         input_fd: int = 0,
         output_fd: int = 1,
-        on_ready: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.on_message = on_message
         self.on_closed = request_stop
         self._fds = (input_fd, output_fd)
-        self._on_ready = on_ready
         self._decoder = LineDecoder(settings.max_message_size)
         self._lost = False
         self.connection: StdioConnection
         self._output_closed: asyncio.Future[None]
+        self._loop: asyncio.AbstractEventLoop
 
     async def start(self) -> str:
-        """Call ``on_ready``, then serve the pipes; returns ``"stdio"``, the address the
-        markers name. A regular file serves too (``< commands.txt``)."""
-        loop = asyncio.get_running_loop()
+        """Open the pipes, reading paused; returns ``"stdio"``, the address the markers
+        name. A regular file serves too (``< commands.txt``)."""
+        loop = self._loop = asyncio.get_running_loop()
         inbox = LoopInbox(loop)
         self.connection = StdioConnection(inbox, self.settings.max_pending, self._overflowed)
         self._output_closed = loop.create_future()
         input_fd, output_fd = self._fds
         for fd in (input_fd, output_fd):
             _enlarge_pipe(fd)
-        self._on_ready()  # the start marker, while the fd still blocks
         # The pipe transports own these file objects and close them; the fds stay open.
         output = open(output_fd, "wb", buffering=0, closefd=False)  # noqa: SIM115
         input_ = open(input_fd, "rb", buffering=0, closefd=False)  # noqa: SIM115
         writer = await _open_writer(loop, _Output(self), output)
         reader = await _open_reader(loop, _Input(self), input_)
+        reader.pause_reading()
         # Low water 0: the outbox refills the transport once its buffer is empty; the
         # pipe (1 MiB) still holds data then, so the peer never waits on that.
         writer.set_write_buffer_limits(high=_PIPE_HIGH_WATER, low=0)
         self.connection.writer = writer
         self.connection.reader = reader
         return "stdio"
+
+    def start_reading(self) -> None:
+        """Begin reading messages (any thread): call it once the start marker is out."""
+        connection = self.connection
+        assert connection.reader is not None
+        self._loop.call_soon_threadsafe(connection.reader.resume_reading)
 
     def data_received(self, data: bytes) -> None:
         connection = self.connection
