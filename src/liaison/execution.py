@@ -166,6 +166,11 @@ class Executor:
         self.stopping = threading.Event()
         self._serving = threading.Event()  # run_forever has begun
 
+    @property
+    def serving(self) -> bool:
+        """True once :meth:`run_forever` has begun; no command runs before."""
+        return self._serving.is_set()
+
     # -- intake (any thread) ------------------------------------------------------------
 
     def submit(self, request: Request, sink: Sink) -> Job:
