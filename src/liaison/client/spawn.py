@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from websockets.exceptions import ConnectionClosed
 
 from ..constants import START_MARKER
-from .async_client import AsyncClient, Opening, open_websocket
+from .async_client import AsyncClient, Opening, connect_client
 from .errors import SpawnError
 from .sync_client import Client, open_client
 
@@ -187,7 +187,10 @@ async def _connect_stdio(child: ChildLiaison, timeout: float) -> AsyncClient:
             f"the liaison exited with status {code} before it started", child.stderr, code
         ) from None
     child.url = "stdio"
-    return AsyncClient(channel, "stdio")
+    client = AsyncClient(channel, "stdio")
+    # Like connect_client: this client routes pushes whenever they come.
+    await client.call("configure", (), {"pushes": "immediate"})
+    return client
 
 
 async def _connect(child: ChildLiaison, transport: str, timeout: float) -> AsyncClient:
@@ -195,9 +198,7 @@ async def _connect(child: ChildLiaison, transport: str, timeout: float) -> Async
         client = await _connect_stdio(child, timeout)
     else:
         url = await asyncio.to_thread(child.wait_started, timeout)
-        client = AsyncClient(
-            await open_websocket(url, child.token, timeout, None, None), url, child.token
-        )
+        client = await connect_client(url, child.token, timeout)
     client.child = child
     return client
 

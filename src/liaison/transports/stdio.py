@@ -31,6 +31,9 @@ MessageHandler = Callable[[str | bytes, "StdioConnection"], None]
 
 # As over WebSocket: reading pauses while this many bytes of messages wait to be written.
 OUTBOX_HIGH_WATER_BYTES = 16 * 2**20
+# As over WebSocket: pushes held for a pending reply are sent at once past these.
+HELD_PUSHES_MAX = 1024
+HELD_PUSHES_MAX_BYTES = OUTBOX_HIGH_WATER_BYTES
 # Bytes the pipe transport may hold beyond what the pipe takes before the outbox waits.
 _PIPE_HIGH_WATER = 256 * 2**10
 # A larger pipe than Linux's 64 KiB default: a 2 MB message crosses in 2 wake-ups, not 32.
@@ -63,6 +66,9 @@ class StdioConnection:
         self.writer: asyncio.WriteTransport | None = None
         self.reader: asyncio.ReadTransport | None = None
         self.closed = False
+        self.immediate_pushes = False
+        self._held: collections.deque[bytes | bytearray] = collections.deque()
+        self._held_bytes = 0
 
     def __repr__(self) -> str:
         return "<StdioConnection>"
@@ -74,8 +80,18 @@ class StdioConnection:
         self._call(self._enqueue_reply, data)
 
     def push(self, data: bytes | bytearray) -> None:
-        """Queue a message that is no reply: progress, partial, pushed (any thread)."""
+        """Queue a message of a running command: progress, partial (any thread)."""
         self._call(self._enqueue, data)
+
+    def push_unsolicited(self, data: bytes | bytearray) -> None:
+        """Queue a message no command asked for (``liaison.send``; any thread)."""
+        self._call(self._enqueue_or_hold, data)
+
+    def set_immediate_pushes(self, immediate: bool) -> None:
+        """Opt in (True) or out of receiving unsolicited pushes at once (loop thread)."""
+        self.immediate_pushes = immediate
+        if immediate:
+            self._release_held()
 
     def _call(self, method: Callable[[bytes | bytearray], None], data: bytes | bytearray) -> None:
         if threading.get_ident() == self._loop_thread:
@@ -93,6 +109,26 @@ class StdioConnection:
     def _enqueue_reply(self, data: bytes | bytearray) -> None:
         self._unanswered -= 1
         self._enqueue(data)
+        if self._held and not self._unanswered:
+            self._release_held()
+
+    def _enqueue_or_hold(self, data: bytes | bytearray) -> None:
+        # The rule of the WebSocket Connection (issue 11.2): a 1.0-style peer gets pushes
+        # after its pending replies, unless it opted in with `configure`.
+        if self.immediate_pushes or not (self._unanswered or self._held):
+            self._enqueue(data)
+            return
+        self._held.append(data)
+        self._held_bytes += len(data)
+        if len(self._held) > HELD_PUSHES_MAX or self._held_bytes > HELD_PUSHES_MAX_BYTES:
+            log.warning("too many pushed messages held for a pending reply: sending them now")
+            self._release_held()
+
+    def _release_held(self) -> None:
+        held = self._held
+        while held:
+            self._enqueue(held.popleft())
+        self._held_bytes = 0
 
     def _enqueue(self, data: bytes | bytearray) -> None:
         if self.closed:
@@ -264,7 +300,7 @@ class StdioTransport:
 
     def broadcast(self, data: bytes) -> None:
         """Send ``data`` to the peer; callable from any thread."""
-        self.connection.push(data)
+        self.connection.push_unsolicited(data)
 
     async def close(self) -> None:
         """Write what is queued and close the pipes (waits at most a second). The fds stay
