@@ -242,7 +242,7 @@ def serve(
         done, lambda: markers.write(f"{STOP_MARKER}@{host_text}:{io.port}")
     )
     try:
-        port = io.start(dispatcher.handle, stop)
+        port = io.start(dispatcher.handle, stop, dispatcher.on_close)
     except OSError as error:
         print(f"liaison: error: cannot listen on {settings.host}:{settings.port}: "
               f"{error.strerror or error}", file=sys.stderr)  # fmt: skip
@@ -327,9 +327,12 @@ class IOThread:
         self._wakeup_r, self._wakeup_w = socket.socketpair()
 
     def start(
-        self, on_message: Callable[[Any, Any], None], request_stop: Callable[[], None]
+        self,
+        on_message: Callable[[Any, Any], None],
+        request_stop: Callable[[], None],
+        on_close: Callable[[Any], None] | None = None,
     ) -> int:
-        self.transport = self.transport_class(self.settings, on_message)
+        self.transport = self.transport_class(self.settings, on_message, on_close)
         self._request_stop = request_stop
         self._wakeup_w.setblocking(False)
         # Signals are handled on the main thread, which may be stuck in C code; the

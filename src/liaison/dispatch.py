@@ -68,6 +68,12 @@ class Dispatcher:
             return
         self.executor.submit(request, sink)
 
+    def on_close(self, sink: Sink) -> None:
+        """The connection ``sink`` closed: free the references it made (docs/protocol.md)."""
+        freed = self.companion.references.release_owner(sink)
+        if freed:
+            log.debug("freed %d references of %r", freed, sink)
+
     def _control(self, request: Request, sink: Sink) -> None:
         if len(request.args) != _CONTROL_ARITY[request.command] or request.kwargs:
             parameters, _ = CONTROL_COMMANDS[request.command]

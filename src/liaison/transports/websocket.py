@@ -30,6 +30,8 @@ log = logging.getLogger("liaison.transport")
 
 # Called with each message received: str for a text frame, bytes for a binary frame.
 MessageHandler = Callable[[str | bytes, "Connection"], None]
+# Called once when a connection has closed, after its last message was handled.
+CloseHandler = Callable[["Connection"], None]
 
 # Reading a client pauses while this many bytes of messages wait to be sent to it, so a
 # client that pipelines requests with large replies and never reads holds bounded memory.
@@ -265,9 +267,12 @@ class Connection:
 class WebSocketTransport:
     """Serves WebSocket clients on one address, handing every message to ``on_message``."""
 
-    def __init__(self, settings: Settings, on_message: MessageHandler) -> None:
+    def __init__(
+        self, settings: Settings, on_message: MessageHandler, on_close: CloseHandler | None = None
+    ) -> None:
         self.settings = settings
         self.on_message = on_message
+        self.on_close = on_close
         self.connections: set[Connection] = set()
         self._server: Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -340,6 +345,8 @@ class WebSocketTransport:
             connection.close_outbox()
             await writer
             log.info("client disconnected: %r", connection)
+            if self.on_close is not None:
+                self.on_close(connection)
 
     def broadcast(self, data: bytes) -> None:
         """Send ``data`` to every connected client; callable from any thread."""
