@@ -29,6 +29,7 @@ from ..core.encoding import dumps
 from ..core.errors import InvalidMessage
 from ..core.frames import decode_frame, encode_frame
 from .errors import CallTimeout, ClientError, ConnectFailed, ConnectionLost, remote_error
+from .proxies import Remote, target_of
 
 if TYPE_CHECKING:
     from .spawn import ChildLiaison
@@ -107,6 +108,7 @@ class AsyncClient:
         on_partial: Callback | None = None,
         binary: bool = False,
         id: str | None = None,
+        ref: bool | str = False,
     ) -> Any:
         """Send ``command`` with ``args`` and ``kwargs``; return the reply's ``response``.
 
@@ -117,7 +119,8 @@ class AsyncClient:
         items to it, the response is then the number of items; ``binary``: have numpy
         arrays and bytes in the result sent raw (they arrive as numpy arrays and bytes;
         arguments holding them are always sent so); ``id``: the message id (default: a
-        fresh uuid4 hex), for :meth:`cancel`.
+        fresh uuid4 hex), for :meth:`cancel`; ``ref``: ``True`` or ``"auto"`` to have the
+        result kept in the liaison and a reference object returned (see :meth:`module`).
 
         Raises :class:`RemoteError` (:class:`CallCancelled`, :class:`CallTimeout`) for an
         error reply, :class:`ConnectionLost` if the connection drops first, and the first
@@ -144,6 +147,8 @@ class AsyncClient:
             message["stream"] = True
         if binary:
             message["binary"] = True
+        if ref:
+            message["ref"] = ref
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         pending = _Pending(future, on_progress, on_partial)
         self._pending[call_id] = pending
@@ -185,9 +190,24 @@ class AsyncClient:
         result: dict[str, Any] = await self.call("try", [target, *args], kwargs)
         return result
 
-    async def get(self, target: str) -> Any:
-        """The value of ``target``."""
+    async def get(self, target: str | Remote) -> Any:
+        """The value of ``target``; for a :class:`Remote`, as ``await remote`` reads it."""
+        if isinstance(target, Remote):
+            return await target._ask("get", [target._target], {})
         return await self.call("get", [target])
+
+    def module(self, name: str) -> Remote:
+        """The module ``name`` of the liaison, as a :class:`Remote` (no round trip).
+
+        ``await client.module("math").sqrt(2)``; results that are not plain JSON come
+        back as Remotes for references (see :class:`Remote`).
+        """
+        return Remote(self, _as_is, name, None)
+
+    async def release(self, *references: str | Remote) -> list[str]:
+        """Free references made for this connection; all or none (NameNotFound names
+        each unknown or already released one)."""
+        return list(await self.call("release", [target_of(r) for r in references]))
 
     async def exists(self, target: str) -> bool:
         """Whether ``target`` resolves."""
@@ -371,6 +391,11 @@ class AsyncClient:
                 handler(message)
             except Exception:
                 log.exception("a handler of pushed %r messages raised", tag)
+
+
+def _as_is(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """An AsyncClient's Remotes hand their coroutines to the caller to await."""
+    return coroutine
 
 
 async def open_websocket(
