@@ -91,7 +91,8 @@ def test_auto_leaves_plain_json_alone(value: Any) -> None:
 @pytest.mark.parametrize(
     "value",
     [random.Random(1), math, os.path.join, collections.Counter, [1, random.Random(1)],
-     {"nested": {"deep": object()}}, {"$ref": "looks like a reference"}],
+     {"nested": {"deep": object()}}, {"$ref": "looks like a reference"}, iter([1]),
+     __import__("itertools").count()],
 )  # fmt: skip
 def test_auto_makes_references_of_what_json_would_only_name_or_print(value: Any) -> None:
     assert needs_reference(value)
@@ -103,6 +104,11 @@ def test_auto_through_the_companion(companion: Companion, owner: Owner) -> None:
     assert reference["type"] == "random.Random"
     module = run(companion, owner, "get", "os.path", ref="auto")
     assert companion.namespace[module["$ref"]] is os.path
+
+
+def test_auto_keeps_an_iterator_whole(companion: Companion, owner: Owner) -> None:
+    reference = run(companion, owner, "run", "builtins:iter", [1, 2], ref="auto")
+    assert list(companion.namespace[reference["$ref"]]) == [1, 2]
 
 
 def test_the_repr_is_bounded(companion: Companion, owner: Owner) -> None:

@@ -49,10 +49,13 @@ _CODE_TYPES = (types.ModuleType, type, types.FunctionType, types.BuiltinFunction
 
 
 def _make_default(
-    for_code: Callable[[Any], Any], for_other: Callable[[Any], Any]
+    for_code: Callable[[Any], Any],
+    for_iterator: Callable[[Any], Any],
+    for_other: Callable[[Any], Any],
 ) -> Callable[[Any], Any]:
     """An orjson fallback: data types are converted; modules, classes and functions go to
-    ``for_code``, any other object to ``for_other`` (the two cases that lose the object)."""
+    ``for_code``, iterators to ``for_iterator`` (consuming them) and any other object to
+    ``for_other`` (the cases that lose the object)."""
 
     def default(obj: Any) -> Any:
         """orjson's fallback: called for every value it does not encode natively."""
@@ -79,7 +82,7 @@ def _make_default(
         if isinstance(obj, Mapping):
             return dict(obj)
         if isinstance(obj, (types.GeneratorType, Iterator)) and not hasattr(obj, "read"):
-            return list(obj)
+            return for_iterator(obj)
         tolist = getattr(obj, "tolist", None)  # numpy arrays orjson declines (non-contiguous, ...)
         if callable(tolist) and type(obj).__module__.startswith("numpy"):
             return tolist()
@@ -149,8 +152,9 @@ def _safe_str(value: Any) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
-_default = _make_default(import_string, _safe_str)
+_default = _make_default(import_string, list, _safe_str)
 # The same conversions, but raising NotPlainJSON where _default would encode a module,
-# class or function as its import string, or another object as str(value): what
-# `"ref": "auto"` turns into a reference.
-plain_json_default = _make_default(_not_plain, _not_plain)
+# class or function as its import string, drain an iterator (which only a check must
+# not do), or encode another object as str(value): what `"ref": "auto"` makes a
+# reference of.
+plain_json_default = _make_default(_not_plain, _not_plain, _not_plain)

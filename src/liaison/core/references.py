@@ -39,10 +39,11 @@ def needs_reference(value: Any) -> bool:
     then becomes a reference as a whole.
 
     Plain: what orjson encodes natively, and the conversions that keep the data
-    (tuples, sets, bytes, dates, paths, enums, dataclasses, numpy, mappings, generators,
-    ``getJSON``, exceptions as their traceback text). Not plain: modules, classes,
-    functions and methods (today ``python:///`` strings), and every other object that
-    would be encoded as ``str(value)``. A dict holding a ``$ref`` key also becomes a
+    (tuples, sets, bytes, dates, paths, enums, dataclasses, numpy, mappings, ``getJSON``,
+    exceptions as their traceback text). Not plain: modules, classes, functions and
+    methods (today ``python:///`` strings), iterators (today drained to an array; a
+    generator that a command returns is still collected first), and every other
+    object that would be encoded as ``str(value)``. A dict holding a ``$ref`` key also becomes a
     reference, so that a reference object is never ambiguous.
     """
     if isinstance(value, dict) and REF_KEY in value:
