@@ -329,6 +329,16 @@ def metrics(p: C.Params, rounds: int = 1) -> list[Metric]:
             ratio=False,
         ),
         Metric(
+            "rss_ref_growth_mib",
+            f"resident memory growth over {p.mem_total:,} reference create/release cycles",
+            "MiB",
+            "lower",
+            "flat (<= 2 MiB)",
+            lambda ours, floor: ours <= 2.0,
+            1,
+            ratio=False,
+        ),
+        Metric(
             "rss_payload_mib",
             f"resident memory after {p.payload_mem_n:,} round trips of the "
             f"{p.payload_bytes / 1e6:g} MB string",
@@ -378,6 +388,12 @@ GROUPS: list[tuple[str, Callable[..., Any], list[str], list[str]]] = [
         ["mem_total", "mem_batch"],
     ),
     ("memory, large messages", C.m_payload_memory, ["rss_payload_mib"], []),
+    (
+        "memory, references",
+        C.m_reference_memory,
+        ["rss_ref_growth_mib"],
+        ["mem_total", "mem_batch"],
+    ),
 ]
 
 

@@ -35,7 +35,7 @@ def test_the_seed_ttest(client: RawClient) -> None:
 def test_the_command_list_and_the_server_in_the_namespace(remote: Client) -> None:
     # Each command's behaviour: tests/test_client.py::test_every_command, same server code.
     assert {"get", "exists", "init", "run", "try", "register", "store", "ping", "cancel",
-            "shutdown", "names", "describe", "commands", "configure",
+            "shutdown", "names", "describe", "commands", "configure", "release",
             } == set(remote.commands())  # fmt: skip
     assert remote.get("liaison").startswith("<Liaison 127.0.0.1:")
 

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
@@ -23,7 +23,7 @@ from .settings import DEFAULT_MAX_MESSAGE_SIZE, Settings
 if TYPE_CHECKING:
     import argparse
 
-    from .io_thread import MessageHandler, Transport
+    from .io_thread import Transport, TransportHandlers
 
 __all__ = ["main", "parse_address", "parse_args", "settings_from_args"]
 
@@ -184,15 +184,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return runtime.run(on_listening=_collect_from_now_on)
 
 
-def _websocket_transport(
-    settings: Settings, on_message: MessageHandler, request_stop: Callable[[], None]
-) -> Transport:
+def _websocket_transport(settings: Settings, handlers: TransportHandlers) -> Transport:
     from .lazy_import import imported_without
 
     with imported_without("importlib.metadata"):
         from .transports.websocket import WebSocketTransport  # the websockets extra
 
-    return WebSocketTransport(settings, on_message, request_stop)
+    return WebSocketTransport(settings, handlers)
 
 
 def _collect_from_now_on() -> None:

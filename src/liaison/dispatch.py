@@ -78,6 +78,12 @@ class Dispatcher:
             return
         self.executor.submit(request, sink)
 
+    def on_close(self, sink: Sink) -> None:
+        """The connection ``sink`` closed: free the references it made (docs/protocol.md)."""
+        freed = self.companion.references.release_owner(sink)
+        if freed:
+            log.debug("freed %d references of %r", freed, sink)
+
     def _control(self, request: Request, sink: Sink) -> None:
         takes_kwargs = request.command == "configure"
         if len(request.args) != _CONTROL_ARITY[request.command] or (

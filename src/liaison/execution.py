@@ -96,6 +96,12 @@ def progress(data: Any) -> bool:
     return True
 
 
+def _current_sink() -> Sink | None:
+    """The sink of the command running on this thread (or task), if any."""
+    job = current_job.get()
+    return None if job is None else job.sink
+
+
 class Job:
     """One request on its way to its single reply."""
 
@@ -154,6 +160,7 @@ class Executor:
     ) -> None:
         """``call_later(seconds, callback)`` schedules a timeout and returns its canceller."""
         self.companion = companion
+        companion.current_owner = _current_sink  # `release` frees the sender's references
         self._call_later = call_later
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._jobs: dict[tuple[int, Any], Job] = {}
@@ -337,6 +344,8 @@ class Executor:
                     return None
                 if inspect.isgenerator(result):
                     result = self._drain(job, result)
+            if job.request.ref:
+                result = self.companion.response(job.request, result, job.sink)
             return success_reply(job.request, result)
         except Interrupted as interrupted:
             return request_error_reply(job.request, interrupted.reply_error(job))
@@ -386,6 +395,8 @@ class Executor:
                     result = await self._drain_async(job, result)
                 elif inspect.isgenerator(result):
                     result = self._drain(job, result)
+            if job.request.ref:
+                result = self.companion.response(job.request, result, job.sink)
             data = success_reply(job.request, result)
         except asyncio.CancelledError:
             reason = job.interrupt or Cancelled

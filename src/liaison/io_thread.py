@@ -13,11 +13,11 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .settings import Settings
 
-__all__ = ["IOThread", "MessageHandler", "Transport", "TransportFactory"]
+__all__ = ["IOThread", "MessageHandler", "Transport", "TransportFactory", "TransportHandlers"]
 
 log = logging.getLogger("liaison")
 
@@ -26,6 +26,14 @@ PARENT_POLL_SECONDS = 0.25
 # Called on the I/O thread with each message received (str: text, bytes: binary) and the
 # connection (an execution.Sink) it came from.
 MessageHandler = Callable[[Any, Any], None]
+
+
+class TransportHandlers(NamedTuple):
+    """What a transport calls, all on the I/O thread."""
+
+    on_message: MessageHandler
+    on_close: Callable[[Any], None]  # a connection closed, after its last message
+    request_stop: Callable[[], None]  # the peer is gone for good (stdio's EOF)
 
 
 class Transport(Protocol):
@@ -44,9 +52,7 @@ class Transport(Protocol):
         """Stop serving and close every connection."""
 
 
-# Builds the transport: (settings, on_message, request_stop) -> Transport. A transport
-# whose peer can go away for good (stdio's EOF) calls request_stop.
-TransportFactory = Callable[[Settings, MessageHandler, Callable[[], None]], Transport]
+TransportFactory = Callable[[Settings, TransportHandlers], Transport]
 
 
 class IOThread:
@@ -64,10 +70,10 @@ class IOThread:
         self._stopped: asyncio.Event | None = None
         self._wakeup_r, self._wakeup_w = socket.socketpair()
 
-    def start(self, on_message: MessageHandler, request_stop: Callable[[], None]) -> str:
+    def start(self, handlers: TransportHandlers) -> str:
         """Start the loop and the transport; return the transport's address."""
-        self.transport = self.transport_factory(self.settings, on_message, request_stop)
-        self._request_stop = request_stop
+        self.transport = self.transport_factory(self.settings, handlers)
+        self._request_stop = handlers.request_stop
         self._wakeup_w.setblocking(False)
         # Signals are handled on the main thread, which may be stuck in C code; the
         # wakeup fd tells this thread too, so the watchdog can still enforce the stop.

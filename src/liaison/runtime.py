@@ -21,7 +21,7 @@ from .constants import START_MARKER, STOP_MARKER
 from .core import Companion
 from .dispatch import Dispatcher
 from .execution import Executor, Stopping
-from .io_thread import IOThread, TransportFactory
+from .io_thread import IOThread, TransportFactory, TransportHandlers
 from .output import StandardOutput
 from .server import Liaison
 from .settings import Settings
@@ -64,7 +64,9 @@ class Runtime:
         self._install_signal_handlers()
         self.io.on_signal = lambda signum: self._start_watchdog()
         try:
-            address = self.io.start(self.dispatcher.handle, self.stop)
+            address = self.io.start(
+                TransportHandlers(self.dispatcher.handle, self.dispatcher.on_close, self.stop)
+            )
         except OSError as error:
             print(f"liaison: error: cannot listen on {self.settings.host}:{self.settings.port}: "
                   f"{error.strerror or error}", file=sys.stderr)  # fmt: skip

@@ -5,6 +5,7 @@
  */
 import { containsBinary, decodeFrame, encodeFrame, jsonStringify } from "./binary.js";
 import { LiaisonError } from "./errors.js";
+import { markReleased, moduleProxy, proxyTarget, type PyProxy } from "./proxy.js";
 
 /** The part of the WHATWG WebSocket API this client uses (browsers, undici, `ws`). */
 export interface WebSocketLike {
@@ -64,6 +65,13 @@ export interface CallOptions {
   echo?: boolean;
   /** The message id to use (for `cancel(id)` from elsewhere). Default: `crypto.randomUUID()`. */
   id?: string;
+  /**
+   * `true`: the result stays in the liaison and the call resolves with a reference object
+   * `{$ref, type, repr, callable}`; `"auto"`: only if the result is not plain JSON.
+   * Proxies ({@link Liaison.module}) set `"auto"` and turn reference objects into proxies.
+   * Default: false.
+   */
+  ref?: boolean | "auto";
 }
 
 /** What `on("close", handler)` handlers receive. */
@@ -347,6 +355,33 @@ export class Liaison {
     return this.call("commands", [], {}, options);
   }
 
+  /**
+   * The Python module `name` as a proxy, without a round trip:
+   * `await liaison.module("scipy.stats").ttest_ind(a, b, kw({equal_var: false}))`.
+   * See the README's "Python objects as proxies".
+   */
+  module(name: string): PyProxy {
+    return moduleProxy(this, name);
+  }
+
+  /**
+   * Frees references in the liaison (command `release`): proxies for references, or
+   * their names. All or none: rejects with `NameNotFound` naming each one that is not a
+   * live reference of this connection (e.g. already released).
+   */
+  release(...references: unknown[]): Promise<string[]> {
+    const names: string[] = [];
+    for (const r of references) {
+      const name = typeof r === "string" ? r : markReleased(r);
+      if (name === undefined) {
+        const path = proxyTarget(r)?.path;
+        return Promise.reject(new TypeError(`release takes reference proxies or names, got ${path ? `the attribute proxy ${path}` : typeof r}`));
+      }
+      names.push(name);
+    }
+    return this.call("release", names);
+  }
+
   /** Asks the liaison to stop (command `shutdown`); resolves `true`. The connection then closes. */
   shutdown(options: CallOptions = {}): Promise<boolean> {
     return this.call("shutdown", [], {}, options);
@@ -376,6 +411,7 @@ export class Liaison {
       if (options.concurrent) message.concurrent = true;
       if (options.binary) message.binary = true;
       if (options.echo !== undefined) message.echo = options.echo;
+      if (options.ref) message.ref = options.ref;
       let data: string | ArrayBuffer;
       try {
         data = options.binary && containsBinary(message.command) ? encodeFrame(message) : jsonStringify(message);

@@ -36,6 +36,7 @@ from .errors import (
     RemoteError,
     remote_error,
 )
+from .proxies import Remote, target_of
 
 if TYPE_CHECKING:
     from .spawn import ChildLiaison
@@ -114,6 +115,7 @@ class AsyncClient:
         on_partial: Callback | None = None,
         binary: bool = False,
         id: str | None = None,
+        ref: bool | str = False,
     ) -> Any:
         """Send ``command`` with ``args`` and ``kwargs``; return the reply's ``response``.
 
@@ -124,7 +126,8 @@ class AsyncClient:
         items to it, the response is then the number of items; ``binary``: have numpy
         arrays and bytes in the result sent raw (they arrive as numpy arrays and bytes;
         arguments holding them are always sent so); ``id``: the message id (default: a
-        fresh uuid4 hex), for :meth:`cancel`.
+        fresh uuid4 hex), for :meth:`cancel`; ``ref``: ``True`` or ``"auto"`` to have the
+        result kept in the liaison and a reference object returned (see :meth:`module`).
 
         Raises :class:`RemoteError` (:class:`CallCancelled`, :class:`CallTimeout`) for an
         error reply, :class:`ConnectionLost` if the connection drops first, and the first
@@ -151,6 +154,8 @@ class AsyncClient:
             message["stream"] = True
         if binary:
             message["binary"] = True
+        if ref:
+            message["ref"] = ref
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         pending = _Pending(future, on_progress, on_partial)
         self._pending[call_id] = pending
@@ -192,9 +197,24 @@ class AsyncClient:
         result: dict[str, Any] = await self.call("try", [target, *args], kwargs)
         return result
 
-    async def get(self, target: str) -> Any:
-        """The value of ``target``."""
+    async def get(self, target: str | Remote) -> Any:
+        """The value of ``target``; for a :class:`Remote`, as ``await remote`` reads it."""
+        if isinstance(target, Remote):
+            return await target._ask("get", [target._target], {})
         return await self.call("get", [target])
+
+    def module(self, name: str) -> Remote:
+        """The module ``name`` of the liaison, as a :class:`Remote` (no round trip).
+
+        ``await client.module("math").sqrt(2)``; results that are not plain JSON come
+        back as Remotes for references (see :class:`Remote`).
+        """
+        return Remote(self, _as_is, name, None)
+
+    async def release(self, *references: str | Remote) -> list[str]:
+        """Free references made for this connection; all or none (NameNotFound names
+        each unknown or already released one)."""
+        return list(await self.call("release", [target_of(r) for r in references]))
 
     async def exists(self, target: str) -> bool:
         """Whether ``target`` resolves."""
@@ -395,6 +415,11 @@ async def connect_client(
     with contextlib.suppress(RemoteError):
         await client.call("configure", (), {"pushes": "immediate"})
     return client
+
+
+def _as_is(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """An AsyncClient's Remotes hand their coroutines to the caller to await."""
+    return coroutine
 
 
 async def open_websocket(

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .async_client import AsyncClient, Callback, connect_client
+from .proxies import Remote
 
 __all__ = ["Client", "connect"]
 
@@ -98,12 +99,13 @@ class Client:
         on_partial: Callback | None = None,
         binary: bool = False,
         id: str | None = None,
+        ref: bool | str = False,
     ) -> Any:
         """Send any command with options; see :meth:`AsyncClient.call`."""
         return self._portal.run(
             self._client.call(
                 command, args, kwargs, timeout=timeout, concurrent=concurrent,
-                on_progress=on_progress, on_partial=on_partial, binary=binary, id=id,
+                on_progress=on_progress, on_partial=on_partial, binary=binary, id=id, ref=ref,
             )
         )  # fmt: skip
 
@@ -115,9 +117,18 @@ class Client:
         """The ``try`` command: ``{"success": bool, "result": value or traceback text}``."""
         return self._portal.run(self._client.attempt(target, *args, **kwargs))
 
-    def get(self, target: str) -> Any:
-        """The value of ``target``."""
+    def get(self, target: str | Remote) -> Any:
+        """The value of ``target`` (a string, or a :class:`Remote`'s value)."""
         return self._portal.run(self._client.get(target))
+
+    def module(self, name: str) -> Remote:
+        """The module ``name`` of the liaison, as a :class:`Remote` (no round trip):
+        ``client.module("numpy").arange(10)``; see :meth:`AsyncClient.module`."""
+        return Remote(self._client, self._portal.run, name, None)
+
+    def release(self, *references: str | Remote) -> list[str]:
+        """Free references made for this connection; see :meth:`AsyncClient.release`."""
+        return self._portal.run(self._client.release(*references))
 
     def exists(self, target: str) -> bool:
         """Whether ``target`` resolves."""

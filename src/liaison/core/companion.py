@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import InvalidArguments, InvalidTarget, UnknownCommand
 from .names import REFERENCE, Resolver, is_refused_name
+from .references import References, needs_reference
 from .request import Request
 
 __all__ = ["Companion"]
@@ -28,6 +29,10 @@ class Companion:
     def __init__(self, allowed_modules: Iterable[str] | None = None) -> None:
         self.namespace: dict[str, Any] = {"companion": self}
         self.resolver = Resolver(allowed_modules)
+        self.references = References(self.namespace)
+        # Who sent the running command (its connection), for `release`; the execution
+        # layer sets this, since only it knows which command runs on which thread.
+        self.current_owner: Callable[[], Any] = lambda: None
         # The names liaison 1.0 frontends send, mapped to the methods that serve them.
         self.commands: dict[str, Callable[..., Any]] = {
             "get": self.resolve,
@@ -40,6 +45,7 @@ class Companion:
             "ping": self.ping,
             "names": self.names,
             "describe": self.describe,
+            "release": self.release,
         }
         self._signatures = {name: inspect.signature(f) for name, f in self.commands.items()}
         # Positional counts that need no Signature.bind (about 3 us) when there are no kwargs.
@@ -74,6 +80,14 @@ class Companion:
     def execute(self, request: Request) -> Any:
         """Run the request's command and return its raw result (maybe a generator)."""
         return self.commands[request.command](*request.args, **request.kwargs)
+
+    def response(self, request: Request, result: Any, owner: Any) -> Any:
+        """What the reply carries for ``result``: itself, or, as the request's ``ref``
+        option asks, a reference object for it owned by ``owner``."""
+        ref = request.ref
+        if ref is True or (ref == "auto" and needs_reference(result)):
+            return self.references.create(owner, result)
+        return result
 
     # -- resolution ---------------------------------------------------------------------
 
@@ -113,6 +127,7 @@ class Companion:
         """
         _check_name(name)
         self.namespace[name] = self.call(cls, *args, **kwargs)
+        self.references.adopt(name)
         return name
 
     def call(self, fcn: str, /, *args: Any, **kwargs: Any) -> Any:
@@ -144,12 +159,14 @@ class Companion:
                 raise InvalidArguments(f"no name given and {target!r} has no __name__")
         _check_name(name)
         self.namespace[name] = element
+        self.references.adopt(name)
         return name
 
     def store(self, name: str, value: Any) -> str:
         """Store ``value`` as ``name`` (``store``); return ``name``."""
         _check_name(name)
         self.namespace[name] = value
+        self.references.adopt(name)
         return name
 
     def ping(self) -> str:
@@ -159,6 +176,18 @@ class Companion:
     def names(self) -> list[str]:
         """The names in the namespace, sorted."""
         return sorted(self.namespace)
+
+    def release(self, *names: Any) -> list[str]:
+        """Free references made for this connection (``release``); all or none.
+
+        Returns the names released. Raises NameNotFound naming each name that is not a
+        live reference of this connection (never made, already released, another's).
+        """
+        for name in names:
+            if not isinstance(name, str):
+                got = type(name).__name__
+                raise InvalidArguments(f"release takes reference names (strings), got {got}")
+        return self.references.release(self.current_owner(), names)
 
     def describe(self, target: str) -> dict[str, Any]:
         """Kind, signature, parameters and doc of what ``target`` names, for building forms."""
@@ -183,7 +212,7 @@ class Companion:
 
 def _check_name(name: object) -> None:
     if not isinstance(name, str) or not name:
-        raise InvalidArguments(f"name must be a non-empty string, got {name!r}")
+        raise InvalidArguments(f"name must be a non-empty string, got {type(name).__name__}")
     if "." in name or is_refused_name(name):
         raise InvalidArguments(f"name {name!r} cannot be stored: no dots or dunders")
 

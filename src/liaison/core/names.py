@@ -16,10 +16,19 @@ from typing import Any
 
 from .errors import InvalidTarget, ModuleNotAllowed, NameNotFound
 
-__all__ = ["REFERENCE", "Resolver", "is_refused_name"]
+__all__ = ["REFERENCE", "REFERENCE_PREFIX", "Resolver", "is_reference_name", "is_refused_name"]
 
 # The `$name.attr` form liaison 1.0 recognised; other strings starting with `$` are literals.
 REFERENCE = re.compile(r"\$(\w+(?:\.\w+)*)")
+# Names the liaison makes for references (references.py): the prefix and a number.
+REFERENCE_PREFIX = "_ref"
+
+
+def is_reference_name(name: str) -> bool:
+    """True for a name of the form the liaison gives references (``_ref12``)."""
+    return name.startswith(REFERENCE_PREFIX) and name[len(REFERENCE_PREFIX) :].isdigit()
+
+
 _MODULE_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 # Attributes that are not dunders but still hand out frames, globals or code objects.
@@ -70,6 +79,11 @@ class Resolver:
         head = segments[0]
         if head in namespace:
             return self._walk(namespace[head], segments[1:], head)
+        if is_reference_name(head):  # no module has such a name: say what happened
+            raise NameNotFound(
+                f"{head!r} is not a live reference: it was released, or the connection "
+                "that made it closed"
+            )
         return self._import_longest_prefix(target, segments)
 
     def _segments(self, target: str, path: str) -> list[str]:

@@ -40,6 +40,7 @@ class Request:
         "id",
         "kwargs",
         "message",
+        "ref",
         "stream",
         "timeout",
     )
@@ -56,6 +57,7 @@ class Request:
         concurrent: bool = False,
         echo: bool = True,
         binary: bool = False,
+        ref: bool | str = False,
     ) -> None:
         self.command = command
         self.args = args
@@ -67,6 +69,8 @@ class Request:
         self.concurrent = concurrent
         self.echo = echo
         self.binary = binary
+        # True, False or "auto": whether the response becomes a reference (references.py).
+        self.ref = ref
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
@@ -83,7 +87,7 @@ class Request:
     def _copy(self, args: list[Any], kwargs: dict[str, Any], message: dict[str, Any]) -> Request:
         return Request(
             self.command, args, kwargs, self.id, message,
-            self.timeout, self.stream, self.concurrent, self.echo, self.binary,
+            self.timeout, self.stream, self.concurrent, self.echo, self.binary, self.ref,
         )  # fmt: skip
 
     @property
@@ -205,4 +209,10 @@ def _validate(message: dict[str, Any], id: Any) -> Request:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise InvalidMessage(f"timeout must be a positive number of seconds, got {timeout!r}")
         options["timeout"] = float(timeout)
+    if "ref" in message:
+        ref = message["ref"]
+        if not isinstance(ref, bool) and ref != "auto":
+            got = repr(ref[:40]) if isinstance(ref, str) else json_type_name(ref)
+            raise InvalidMessage(f'ref must be true, false or "auto", got {got}')
+        options["ref"] = ref
     return Request(command=name, args=args, kwargs=kwargs, id=id, message=message, **options)

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HTTPRequest
 from websockets.http11 import Response as HTTPResponse
 
+from ..io_thread import TransportHandlers
 from ..security import check_handshake
 from ..settings import Settings
 
@@ -309,17 +310,12 @@ class Connection:
 
 
 class WebSocketTransport:
-    """Serves WebSocket clients on one address, handing every message to ``on_message``."""
+    """Serves WebSocket clients on one address, handing every message to
+    ``handlers.on_message`` and each closed connection to ``handlers.on_close``."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        on_message: MessageHandler,
-        request_stop: Callable[[], None] | None = None,
-    ) -> None:
-        """``request_stop`` is unused: a WebSocket server outlives its clients."""
+    def __init__(self, settings: Settings, handlers: TransportHandlers) -> None:
         self.settings = settings
-        self.on_message = on_message
+        self.handlers = handlers
         self.connections: set[Connection] = set()
         self._server: Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -388,7 +384,7 @@ class WebSocketTransport:
         log.info("client connected: %r", connection)
         writer = asyncio.create_task(connection.writer())
         try:
-            await connection.reader(self.on_message)
+            await connection.reader(self.handlers.on_message)
         except ConnectionClosed:
             pass
         finally:
@@ -396,6 +392,7 @@ class WebSocketTransport:
             connection.close_outbox()
             await writer
             log.info("client disconnected: %r", connection)
+            self.handlers.on_close(connection)
 
     def broadcast(self, data: bytes) -> None:
         """Send ``data`` to every connected client; callable from any thread."""
