@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import InvalidArguments, InvalidTarget, UnknownCommand
-from .names import REFERENCE, Resolver, is_refused_name
+from .names import REFERENCE, Resolver
 from .request import Request
 
 __all__ = ["Companion"]
@@ -182,10 +182,12 @@ class Companion:
 
 
 def _check_name(name: object) -> None:
+    # Any other string is a usable key, dunders included (liaison 1.0 took any); a dotted
+    # name could never be looked up, as targets split at dots.
     if not isinstance(name, str) or not name:
         raise InvalidArguments(f"name must be a non-empty string, got {name!r}")
-    if "." in name or is_refused_name(name):
-        raise InvalidArguments(f"name {name!r} cannot be stored: no dots or dunders")
+    if "." in name:
+        raise InvalidArguments(f"name {name!r} cannot be stored: it has a dot")
 
 
 def _required(signature: inspect.Signature) -> list[str]:
