@@ -76,15 +76,38 @@ def test_dunder_names_can_be_stored_and_used() -> None:
     assert restricted.resolve("__x__.k") == 1
 
 
-# -- with an allow-list: the protocol dunders stay, introspection is refused -----------------
+# -- with an allow-list: the item-reading dunders stay, the rest is refused ------------------
 
 
-def test_studio_compile_sequence_with_an_allow_list() -> None:
+def test_studio_reads_params_with_an_allow_list() -> None:
     companion = Companion(allowed_modules=["studio_standins"])
     companion.initialize("currentExperiment", "studio_standins:Experiment")
-    assert compile_like_studio(companion).val == ""
+    assert companion.initialize("useVersion", USE_VERSION, "Use version") == "useVersion"
+    assert companion.resolve("useVersion.val") == "2024.2.4"
     assert companion.call("currentExperiment.settings.params.__contains__", "expName") is True
     assert companion.call("currentExperiment.settings.params.__len__") == 2
+    # Setting attributes by name would let a client switch the guard off.
+    with pytest.raises(InvalidTarget, match="refused by --allow-module"):
+        companion.call("useVersion.__setattr__", "val", "")
+    assert companion.resolve("useVersion.val") == "2024.2.4"
+
+
+@pytest.mark.parametrize(
+    ("target", "args"),
+    [
+        ("companion.resolver.__setattr__", ["allowed_modules", None]),
+        ("json:JSONDecoder.__setattr__", ["$companion.resolver", "allowed_modules", None]),
+        ("companion.resolver.__delattr__", ["allowed_modules"]),
+        ("companion.namespace.__setitem__", ["companion", None]),
+    ],
+)
+def test_the_guard_cannot_be_switched_off_through_dunders(target: str, args: list[Any]) -> None:
+    companion = Companion(allowed_modules=["json"])
+    with pytest.raises(InvalidTarget, match="refused by --allow-module"):
+        companion.call(target, *args)
+    assert companion.resolver.allowed_modules == {"json"}
+    with pytest.raises(ModuleNotAllowed):
+        companion.resolve("os:system")
 
 
 @pytest.mark.parametrize(
@@ -102,6 +125,8 @@ def test_studio_compile_sequence_with_an_allow_list() -> None:
         "currentExperiment.__class__",
         "currentExperiment.settings.params.__class__",
         "currentExperiment.settings.__getattribute__",
+        "currentExperiment.settings.__setattr__",
+        "currentExperiment.settings.params.__setitem__",
         "currentExperiment.settings.params.__getitem__.__self__",
         "currentExperiment.__init__.__code__",
         "currentExperiment.__reduce_ex__",
@@ -122,10 +147,10 @@ def test_introspection_is_refused_with_an_allow_list(target: str) -> None:
 def test_the_refused_names() -> None:
     for name in ("__globals__", "__class__", "__mro__", "__subclasses__", "__dict__",
                  "__builtins__", "__code__", "__base__", "__getattribute__", "__getattr__",
-                 "__init__", "__", "f_globals", "gi_frame", "tb_frame"):  # fmt: skip
+                 "__setattr__", "__delattr__", "__setitem__", "__delitem__", "__init__",
+                 "__", "f_globals", "gi_frame", "tb_frame"):  # fmt: skip
         assert is_refused_name(name), name
-    for name in ("__getitem__", "__setitem__", "__delitem__", "__contains__", "__len__",
-                 "__setattr__", "__delattr__", "val", "_private", "__private"):  # fmt: skip
+    for name in ("__getitem__", "__contains__", "__len__", "val", "_private", "__private"):
         assert not is_refused_name(name), name
 
 

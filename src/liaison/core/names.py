@@ -35,20 +35,19 @@ _REFUSED_NAMES = frozenset(
 )  # fmt: skip
 
 
-# Under an allow-list, the only dunders left: they act on the object already reached (its
-# items and attributes) and take no attribute name, so they cannot end-run the name rule
-# as `__getattribute__("__globals__")` would. PsychoPy Studio calls the first and the sixth.
-_PROTOCOL_DUNDERS = frozenset(
-    {"__getitem__", "__setitem__", "__delitem__", "__contains__", "__len__",
-     "__setattr__", "__delattr__"}
-)  # fmt: skip
+# Under an allow-list, the only dunders left: they read the object already reached (its
+# items) and take no attribute name. `__getattribute__("__globals__")` would end-run the
+# name rule, and `__setattr__` would let a client switch the guard off
+# (`companion.resolver.__setattr__ "allowed_modules" null`), so both stay refused.
+_PROTOCOL_DUNDERS = frozenset({"__getitem__", "__contains__", "__len__"})
 
 
 def is_refused_name(segment: str) -> bool:
     """True for the names an allow-list refuses in a path.
 
-    That is every dunder (``__globals__``, ``__class__``, ``__subclasses__``, ...) except
-    the item and attribute protocol methods above, and the frame/code attributes above.
+    That is every dunder (``__globals__``, ``__class__``, ``__subclasses__``,
+    ``__setattr__``, ...) except the item-reading ones above, and the frame/code
+    attributes above.
     """
     if segment.startswith("__") and segment.endswith("__"):
         return segment not in _PROTOCOL_DUNDERS
