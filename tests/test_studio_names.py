@@ -73,6 +73,8 @@ def test_allow_module_accepts_reexports_and_refuses_walks_out(guarded_client: Ra
     client = guarded_client
     assert client.call("run", "operator:add", 2, 3) == 5  # operator.add is _operator.add
     assert client.call("run", "operator.mul", 2, 3) == 6
+    assert client.call("register", "plus", "operator:add") == "plus"
+    assert client.call("run", "plus", 2, 3) == 5
     for target in ("json:codecs.open", "json.decoder:re.compile", "os:getcwd", "_operator:add"):
         reply = client.ask(client.command("run", target, "x"))
         assert error_type(reply) == "ModuleNotAllowed", target

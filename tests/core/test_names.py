@@ -195,10 +195,14 @@ def test_walks_out_of_an_allowed_module_stay_refused(allowed: str, target: str) 
         Resolver([allowed]).resolve(target, {})
 
 
-def test_namespace_objects_are_still_judged_by_their_module() -> None:
-    companion = Companion(allowed_modules=["reexporter"])
+def test_namespace_objects_are_judged_by_their_module_or_an_allowed_export() -> None:
+    companion = Companion(allowed_modules=["reexporter", "operator"])
     companion.namespace["leaked"] = os.system  # as a call's result could put it there
     with pytest.raises(ModuleNotAllowed):
         companion.resolve("leaked")
+    assert companion.register("plus", "operator:add") == "plus"
+    assert companion.call("plus", 2, 3) == 5
+    companion.namespace["cwd_function"] = os.getcwd  # reexporter exports getcwd
+    assert companion.resolve("cwd_function") is os.getcwd
     assert companion.call("reexporter:cwd") == os.getcwd()
     assert reexporter.pid() == os.getpid()

@@ -164,8 +164,22 @@ class Resolver:
                 return
         else:
             return
-        if not self.is_module_allowed(owner):
+        if not self.is_module_allowed(owner) and not self._is_exported(obj):
             raise ModuleNotAllowed(f"{path!r} belongs to module {owner!r}, not allowed")
+
+    def _is_exported(self, obj: Any) -> bool:
+        # A namespace entry reached no module path: accept it if an allowed module exports
+        # it, so `register add operator:add` leaves `run add` usable. Refusals only.
+        name = getattr(obj, "__name__", None)
+        if not isinstance(name, str):
+            return False
+        return any(
+            isinstance(module, types.ModuleType)
+            and vars(module).get(name) is obj
+            and self.is_module_allowed(module_name)
+            and _exports(module, name)
+            for module_name, module in list(sys.modules.items())
+        )
 
 
 def _segments(target: str, path: str) -> list[str]:
