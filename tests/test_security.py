@@ -463,12 +463,26 @@ def test_a_refused_import_has_no_side_effect(restricted: LiaisonProcess, tmp_pat
 
 # -- Injection through targets and references --------------------------------------------------
 
-HOSTILE_TARGETS = [
+# Code, not names: nothing is evaluated, with or without --allow-module.
+INJECTION_TARGETS = [
     "__import__('os')",
-    "__import__",
     "eval('1')",
     "os:system('true')",
     "os.system; true",
+    "companion..namespace",
+    "companion.namespace.",
+    ":dumps",
+    "json:",
+    "json:dumps:loads",
+    "üñí.côdé",
+    "1; import os",
+]
+
+# Names that leave the object they start from, or mutate it by name: refused under
+# --allow-module. Without it they resolve as in liaison 1.0 (a client may call anything
+# then; tests/test_studio_names.py).
+INTROSPECTION_TARGETS = [
+    "__import__",
     "companion.__init__.__globals__",
     "companion.__class__",
     "companion.__dict__",
@@ -485,13 +499,12 @@ HOSTILE_TARGETS = [
     "companion.call.__globals__",
     "sys:_getframe.f_globals",
     "companion.namespace.__setitem__",
-    "companion..namespace",
-    "companion.namespace.",
-    ":dumps",
-    "json:",
-    "json:dumps:loads",
-    "üñí.côdé",
-    "1; import os",
+    "companion.resolver.__setattr__",
+    "json:JSONDecoder.__subclasses__",
+]
+
+HOSTILE_TARGETS = [("liaison", target) for target in INJECTION_TARGETS] + [
+    ("restricted", target) for target in INJECTION_TARGETS + INTROSPECTION_TARGETS
 ]
 
 REFERENCE_FORMS = [
@@ -504,11 +517,11 @@ REFERENCE_FORMS = [
 ]
 
 
-@pytest.mark.parametrize("target", HOSTILE_TARGETS)
+@pytest.mark.parametrize(("server", "target"), HOSTILE_TARGETS)
 def test_hostile_targets_get_error_replies_in_every_command(
-    liaison: LiaisonProcess, target: str
+    request: pytest.FixtureRequest, server: str, target: str
 ) -> None:
-    client = RawClient(liaison.url)
+    client = RawClient(request.getfixturevalue(server).url)
     try:
         for command, args in [
             ("get", [target]),
@@ -529,8 +542,8 @@ def test_hostile_targets_get_error_replies_in_every_command(
 
 
 @pytest.mark.parametrize("reference", REFERENCE_FORMS)
-def test_hostile_references_get_error_replies(liaison: LiaisonProcess, reference: str) -> None:
-    client = RawClient(liaison.url)
+def test_hostile_references_get_error_replies(restricted: LiaisonProcess, reference: str) -> None:
+    client = RawClient(restricted.url)
     try:
         for args, kwargs in [
             ([reference], {}),
@@ -540,8 +553,9 @@ def test_hostile_references_get_error_replies(liaison: LiaisonProcess, reference
         ]:
             message = client.command("run", "json:dumps", *args, kwargs=kwargs)
             assert error_type(client.ask(message)) in REFUSALS, (args, kwargs)
-        reply = client.ask(client.command("init", "hostile", "builtins:list", [reference]))
+        reply = client.ask(client.command("init", "hostile", "json:dumps", [reference]))
         assert error_type(reply) in REFUSALS
+        assert "hostile" not in client.call("names")
     finally:
         client.close()
 
@@ -554,11 +568,24 @@ def test_strings_that_are_no_reference_stay_literal_strings(
     assert client.call("run", "builtins:str", literal) == literal
 
 
-@pytest.mark.parametrize("name", ["__builtins__", "__class__", "a.b", "", "f_globals"])
-def test_storing_under_a_dunder_or_dotted_name_is_refused(client: RawClient, name: str) -> None:
+@pytest.mark.parametrize("name", ["a.b", ""])
+def test_storing_under_a_dotted_or_empty_name_is_refused(client: RawClient, name: str) -> None:
     for command, args in [("store", [name, 1]), ("register", [name, "json:dumps"]),
                           ("init", [name, "builtins:dict"])]:  # fmt: skip
         assert error_type(client.ask(client.command(command, *args))) == "InvalidArguments"
+
+
+def test_dunder_names_can_be_stored_as_in_liaison_1(fresh_liaison: LiaisonProcess) -> None:
+    # A stored name is a key of the namespace, never an attribute walked.
+    client = RawClient(fresh_liaison.url)
+    try:
+        assert client.call("store", "__version__", "1.0") == "__version__"
+        assert client.call("register", "f_globals", "json:dumps") == "f_globals"
+        assert client.call("init", "__class__", "builtins:dict", kwargs={"a": 1}) == "__class__"
+        assert client.call("run", "f_globals", "$__version__") == '"1.0"'
+        assert client.call("get", "__class__.a") == 1
+    finally:
+        client.close()
 
 
 # -- Limits --------------------------------------------------------------------------------

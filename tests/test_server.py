@@ -85,8 +85,8 @@ def error_of(client: RawClient, message: Any) -> dict[str, Any]:
         ('{"command": {"command": "run", "args": ["sys:exit", 3]}, "id": "i"}', "SystemExit", "3"),
         ('{"command": {"command": "run", "args": ["remote_helpers:echo"]}, "id": "i"}',
          "TypeError", "missing 1 required positional argument"),
-        ('{"command": {"command": "get", "args": ["companion.__dict__"]}, "id": "i"}',
-         "InvalidTarget", "refused"),
+        ('{"command": {"command": "get", "args": ["companion..namespace"]}, "id": "i"}',
+         "InvalidTarget", "empty name"),
     ],
 )  # fmt: skip
 def test_bad_input_gets_a_clear_error_reply(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import InvalidArguments, InvalidTarget, UnknownCommand
-from .names import REFERENCE, Resolver, is_refused_name
+from .names import REFERENCE, Resolver
 from .references import References, needs_reference
 from .request import Request
 
@@ -211,10 +211,12 @@ class Companion:
 
 
 def _check_name(name: object) -> None:
+    # Any other string is a usable key, dunders included (liaison 1.0 took any); a dotted
+    # name could never be looked up, as targets split at dots.
     if not isinstance(name, str) or not name:
         raise InvalidArguments(f"name must be a non-empty string, got {type(name).__name__}")
-    if "." in name or is_refused_name(name):
-        raise InvalidArguments(f"name {name!r} cannot be stored: no dots or dunders")
+    if "." in name:
+        raise InvalidArguments(f"name {name!r} cannot be stored: it has a dot")
 
 
 def _required(signature: inspect.Signature) -> list[str]:
