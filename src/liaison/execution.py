@@ -16,12 +16,16 @@ import signal
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .core import CancelledError as CancelledReply
 from .core import Companion, Request
 from .core import TimeoutError as TimeoutReply
 from .core.replies import partial_message, progress_message, request_error_reply, success_reply
+from .hostos import HostOS, current_host, interrupt_main_thread
+
+if TYPE_CHECKING:
+    from .gui import GuiLoop
 
 __all__ = ["Executor", "Job", "Sink", "current_job", "progress"]
 
@@ -64,8 +68,9 @@ class Stopping(Interrupted):
 
 QUEUED, RUNNING, DONE = "queued", "running", "done"
 
-# Sent to the main thread to interrupt its command; absent on Windows.
-_INTERRUPT_SIGNAL: int | None = getattr(signal, "SIGUSR1", None)
+# Under a GUI loop an interrupt can land in a toolkit's callback, which swallows it
+# (prints it): it is sent again this often, in seconds, until the job ends.
+INTERRUPT_REPEAT_SECONDS = 0.1
 
 current_job: ContextVar[Job | None] = ContextVar("liaison_current_job", default=None)
 
@@ -137,10 +142,14 @@ class Executor:
         self,
         companion: Companion,
         call_later: Callable[[float, Callable[[], None]], Callable[[], None]] | None = None,
+        host: HostOS | None = None,
     ) -> None:
-        """``call_later(seconds, callback)`` schedules a timeout and returns its canceller."""
+        """``call_later(seconds, callback)`` schedules a timeout and returns its canceller;
+        ``host`` says how to interrupt the main thread (default: this OS's way)."""
         self.companion = companion
         self._call_later = call_later
+        self._host = host or current_host()
+        self._gui: GuiLoop | None = None
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._jobs: dict[tuple[int, Any], Job] = {}
         self._jobs_lock = threading.Lock()
@@ -172,6 +181,8 @@ class Executor:
             threading.Thread(target=self._run_in_worker, args=(job,), daemon=True).start()
         else:
             self._queue.put(job)
+            if self._gui is not None:
+                self._gui.wake()
         return job
 
     def _forget(self, key: tuple[int, Any] | None, job: Job, cancel_timeout: Any) -> None:
@@ -212,17 +223,21 @@ class Executor:
     # -- the ordered queue (main thread) ------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        """Make this (main) thread the ordered one; SIGINT/SIGTERM stop, SIGUSR1 interrupts."""
+        """Make this (main) thread the ordered one; SIGINT/SIGTERM stop, the host's
+        interrupt signal (SIGUSR1; Windows: SIGBREAK) interrupts the running command."""
         self._main_thread = threading.get_ident()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_stop_signal)
-        if _INTERRUPT_SIGNAL is not None:
-            signal.signal(_INTERRUPT_SIGNAL, self._on_interrupt_signal)
+        signal.signal(self._host.interrupt_signal, self._on_interrupt_signal)
 
-    def run_forever(self) -> None:
-        """Run ordered jobs on this thread until :meth:`stop`."""
+    def run_forever(self, gui: GuiLoop | None = None) -> None:
+        """Run ordered jobs on this thread until :meth:`stop`; inside ``gui``'s event
+        loop if given (see liaison.gui)."""
         if self._main_thread != threading.get_ident():
             self.install_signal_handlers()
+        if gui is not None:
+            self._run_gui_forever(gui)
+            return
         try:
             while not self.stopping.is_set():
                 job = self._queue.get()
@@ -243,6 +258,54 @@ class Executor:
             self.stopping.set()
             self._drain_queue()
 
+    def _run_gui_forever(self, gui: GuiLoop) -> None:
+        self._gui = gui
+        if self.stopping.is_set():
+            gui.quit()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    gui.run(self._pull)
+                    break
+                except Stopping:
+                    break
+                except Interrupted:
+                    pass  # aimed at a job that had already replied: the loop goes on
+        finally:
+            self.stopping.set()
+            self._drain_queue()
+
+    def _pull(self) -> None:
+        """Run the next ordered job, inside a callback of the GUI loop."""
+        gui = self._gui
+        assert gui is not None
+        if self._main_job is not None:
+            return  # a command runs a nested event loop: the next waits until it returns
+        try:
+            job = self._queue.get_nowait()
+        except queue.Empty:
+            return
+        if job is None:
+            gui.quit()
+            return
+        if job.start():
+            self._main_job = job
+            try:
+                self._run(job)
+            except Interrupted as interrupt:
+                if isinstance(interrupt, Stopping):
+                    gui.quit()
+            finally:
+                self._main_job = None
+        if not self._queue.empty():
+            gui.wake()  # one job per callback: the windows repaint between commands
+
+    def wake_main(self) -> None:
+        """Let the main thread run Python soon (so pending signal handlers run) even if
+        a GUI loop idles there; without a GUI loop, nothing to do."""
+        if self._gui is not None:
+            self._gui.wake()
+
     def _drain_queue(self) -> None:
         while True:
             try:
@@ -258,19 +321,26 @@ class Executor:
             return
         self.stopping.set()
         self._queue.put(None)
+        if self._gui is not None:
+            self._gui.quit()
         job = self._main_job
         if job is not None:
             self._interrupt_main(job, Stopping)
 
     def _interrupt_main(self, job: Job | None, reason: type[Interrupted]) -> None:
         self._pending_interrupt = (job, reason)
-        if self._main_thread is not None and _INTERRUPT_SIGNAL is not None:
-            # A real signal wakes blocking calls such as time.sleep; the handler raises.
-            signal.pthread_kill(self._main_thread, _INTERRUPT_SIGNAL)
-        else:  # pragma: no cover - Windows: raised at the next bytecode only
-            import _thread
+        if self._main_thread is None:
+            return
+        # The handler (_on_interrupt_signal) raises `reason` in the main thread.
+        interrupt_main_thread(self._host, self._main_thread)
+        if self._gui is not None and job is not None and reason is not Stopping:
 
-            _thread.interrupt_main()
+            def repeat() -> None:
+                if job.state is RUNNING and job is self._main_job:
+                    self._interrupt_main(job, reason)
+
+            if self._call_later is not None:
+                self._call_later(INTERRUPT_REPEAT_SECONDS, repeat)
 
     def _on_interrupt_signal(self, signum: int, frame: Any) -> None:
         pending, self._pending_interrupt = self._pending_interrupt, None
