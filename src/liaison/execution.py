@@ -159,6 +159,7 @@ class Executor:
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._async_lock = threading.Lock()
         self.stopping = threading.Event()
+        self._serving = threading.Event()  # run_forever has begun
 
     # -- intake (any thread) ------------------------------------------------------------
 
@@ -222,19 +223,18 @@ class Executor:
 
     # -- the ordered queue (main thread) ------------------------------------------------
 
-    def install_signal_handlers(self) -> None:
-        """Make this (main) thread the ordered one; SIGINT/SIGTERM stop, the host's
-        interrupt signal (SIGUSR1; Windows: SIGBREAK) interrupts the running command."""
+    def claim_main_thread(self) -> None:
+        """Make this (main) thread the ordered one; the host's interrupt signal (SIGUSR1;
+        Windows: SIGBREAK) interrupts its command."""
         self._main_thread = threading.get_ident()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, self._on_stop_signal)
         signal.signal(self._host.interrupt_signal, self._on_interrupt_signal)
 
     def run_forever(self, gui: GuiLoop | None = None) -> None:
         """Run ordered jobs on this thread until :meth:`stop`; inside ``gui``'s event
         loop if given (see liaison.gui)."""
         if self._main_thread != threading.get_ident():
-            self.install_signal_handlers()
+            self.claim_main_thread()
+        self._serving.set()
         if gui is not None:
             self._run_gui_forever(gui)
             return
@@ -281,6 +281,9 @@ class Executor:
         assert gui is not None
         if self._main_job is not None:
             return  # a command runs a nested event loop: the next waits until it returns
+        if self.stopping.is_set():  # a stop signal's handler raised Stopping in a command
+            gui.quit()
+            return
         try:
             job = self._queue.get_nowait()
         except queue.Empty:
@@ -353,14 +356,12 @@ class Executor:
             raise reason
         # Otherwise the job it was aimed at has finished meanwhile.
 
-    def _on_stop_signal(self, signum: int, frame: Any) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        self.stopping.set()
-        raise Stopping
-
     # -- running a job (any thread) -----------------------------------------------------
 
     def _run_in_worker(self, job: Job) -> None:
+        # No user code before the start marker, which precedes run_forever: it would
+        # write to stdout ahead of the marker.
+        self._serving.wait()
         try:
             if job.start():
                 self._run(job)
