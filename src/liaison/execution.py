@@ -350,10 +350,10 @@ class Executor:
         if pending is None:
             return
         job, reason = pending
-        if reason is Stopping or (
-            job is not None and job is self._main_job and job.state is RUNNING
-        ):
+        if job is not None and job is self._main_job and job.state is RUNNING:
             raise reason
+        if reason is Stopping and self._gui is None:
+            raise reason  # ends run_forever; a GUI loop is quit by stop() instead
         # Otherwise the job it was aimed at has finished meanwhile.
 
     # -- running a job (any thread) -----------------------------------------------------

@@ -77,7 +77,14 @@ def host_for(os_name: str, overrides: str | None = None) -> HostOS:
         host = HostOS(os_name, "recv", "simulated", "process-handle", _WINDOWS_SIGBREAK)
     else:  # linux, darwin and the other POSIX systems
         host = HostOS(os_name, "reader", "thread-signal", "reparent", _POSIX_SIGUSR1)
-    return host._replace(**_parse_overrides(overrides)) if overrides else host
+    if not overrides:
+        return host
+    chosen = _parse_overrides(overrides)
+    return host._replace(
+        wakeup=chosen.get("wakeup", host.wakeup),
+        interrupt=chosen.get("interrupt", host.interrupt),
+        parent_watch=chosen.get("parent_watch", host.parent_watch),
+    )
 
 
 def _parse_overrides(text: str) -> dict[str, str]:
@@ -113,7 +120,7 @@ def interrupt_main_thread(host: HostOS, main_thread: int) -> None:
     else:
         import _thread
 
-        _thread.interrupt_main(host.interrupt_signal)
+        _thread.interrupt_main(signal.Signals(host.interrupt_signal))
 
 
 # -- waking the I/O thread on a signal ----------------------------------------------------

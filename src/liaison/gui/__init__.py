@@ -67,15 +67,13 @@ def register(name: str, target: str) -> None:
 
 
 def create_gui_loop(name: str, fd_readers: bool = True) -> GuiLoop:
-    """A new loop of the toolkit registered as ``name``; raises ValueError if none is,
-    ImportError if its toolkit is not installed."""
-    try:
-        target = GUI_LOOPS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown GUI toolkit {name!r}; known: {', '.join(sorted(GUI_LOOPS))}"
-        ) from None
+    """A new loop of the toolkit registered as ``name``, or of the GuiLoop subclass
+    ``"module:Class"``; raises ValueError for an unknown name, ImportError if the
+    toolkit is not installed."""
+    target = GUI_LOOPS.get(name, name)
     module_name, _, class_name = target.partition(":")
+    if not class_name:
+        raise ValueError(f"unknown GUI toolkit {name!r}; known: {', '.join(sorted(GUI_LOOPS))}")
     loop_class = getattr(importlib.import_module(module_name), class_name)
     loop: GuiLoop = loop_class(fd_readers)
     return loop

@@ -50,6 +50,7 @@ class QtLoop(GuiLoop):
         self._quitting = threading.Event()
         self._waker: Any = None
         self._app: Any = None
+        self._error: BaseException | None = None  # raised in a callback, for run()
 
     def prepare(self) -> None:
         core, widgets, signal_type = qt_modules()
@@ -84,7 +85,6 @@ class QtLoop(GuiLoop):
                 self._error = error
                 app.quit()
 
-        self._error: BaseException | None = None
         waker = self._waker_class()
         waker.woken.connect(on_wake, core.Qt.ConnectionType.QueuedConnection)
         pump = core.QTimer()
