@@ -172,3 +172,12 @@ def pairs_of(marker: str) -> int:
 
 def is_imported(module_name: str) -> bool:
     return module_name in sys.modules
+
+
+def spin(seconds: float) -> int:
+    """Busy Python code for ``seconds`` (an interrupt that waits for bytecode lands here)."""
+    deadline = time.monotonic() + seconds
+    rounds = 0
+    while time.monotonic() < deadline:
+        rounds += 1
+    return rounds

@@ -43,6 +43,7 @@ __all__ = [
     "current_host",
     "host_for",
     "interrupt_main_thread",
+    "open_process",
     "watch_parent",
     "watch_wakeup_socket",
 ]
@@ -169,11 +170,12 @@ def watch_parent(host: HostOS, on_exit: Callable[[], None]) -> bool:
     if host.parent_watch == "reparent":
         wait: Callable[[], None] = lambda: _wait_for_reparenting(parent)  # noqa: E731
     else:
-        opened = _open_process(parent)
+        opened = open_process(parent)
         if opened is None:
             log.warning("cannot watch the parent process %d: it will not stop us", parent)
             return False
-        wait = opened
+        # Opened after the parent exited, the handle may be another process's: check.
+        wait = opened if os.getppid() == parent else (lambda: None)
 
     def watch() -> None:
         wait()
@@ -189,7 +191,7 @@ def _wait_for_reparenting(parent: int) -> None:
         time.sleep(REPARENT_POLL_SECONDS)
 
 
-def _open_process(pid: int) -> Callable[[], None] | None:
+def open_process(pid: int) -> Callable[[], None] | None:
     """A function blocking until process ``pid`` exits, over a handle opened now (so a
     later reuse of the number cannot fool it); None if no handle can be opened."""
     if sys.platform == "win32":
@@ -202,9 +204,6 @@ def _open_pidfd(pid: int) -> Callable[[], None] | None:
         fd = os.pidfd_open(pid)  # Linux >= 5.3
     except (AttributeError, OSError):
         return None
-    if os.getppid() != pid:  # it exited before the handle was opened
-        os.close(fd)
-        return lambda: None
 
     def wait() -> None:
         import select
