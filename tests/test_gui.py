@@ -263,3 +263,16 @@ def test_a_loop_pulls_after_each_wake_and_quits_from_another_thread(
     loop.run(pull)  # returns once quit
     helper.join(10)
     assert len(pulls) >= 3 and set(pulls) == {threading.get_ident()}
+
+
+def test_the_python_spawn_helper_passes_gui(display: str) -> None:
+    from conftest import TESTS
+    from liaison.client import spawn
+
+    with spawn(gui="tk", env={"DISPLAY": display, "PYTHONPATH": TESTS}) as liaison:
+        liaison.run("gui_helpers:start_tk_ticker", 20)
+        first = liaison.run("gui_helpers:ticks", "tk")
+        deadline = time.monotonic() + 10
+        # Without --gui nothing would run Tk's timers: the count would stay put.
+        while liaison.run("gui_helpers:ticks", "tk") < first + 10:
+            assert time.monotonic() < deadline, "the window's timer does not fire"
