@@ -59,13 +59,26 @@ def display() -> Iterator[str]:
     server.wait(10)
 
 
-def _qt_available() -> None:
+_qt_failure: list[str] = []  # why Qt cannot open a window here, found out once
+
+
+def _qt_available(display: str) -> None:
     try:
         from liaison.gui.qt import qt_modules
 
         qt_modules()
     except ImportError:
         _missing("no Qt binding installed (pip install PySide6-Essentials)")
+    if not _qt_failure:
+        # Qt aborts the process when its platform plugin cannot load (missing X libraries).
+        done = subprocess.run(
+            [sys.executable, "-c", "from liaison.gui.qt import qt_modules; "
+             "qt_modules()[1].QApplication([])"],
+            env={**os.environ, "DISPLAY": display}, capture_output=True, timeout=60,
+        )  # fmt: skip
+        _qt_failure.append("" if done.returncode == 0 else done.stderr.decode()[-500:])
+    if _qt_failure[0]:
+        _missing(f"Qt cannot open a window (scripts/gui-packages.txt): {_qt_failure[0]}")
 
 
 def gui_liaison(display: str, gui: str, hostos: str = "") -> LiaisonProcess:
@@ -91,9 +104,9 @@ def ticks_over(client: RawClient, name: str, seconds: float) -> tuple[int, float
 
 
 @pytest.fixture(params=["tk", "qt"])
-def toolkit(request: pytest.FixtureRequest) -> str:
+def toolkit(request: pytest.FixtureRequest, display: str) -> str:
     if request.param == "qt":
-        _qt_available()
+        _qt_available(display)
     return str(request.param)
 
 
@@ -201,7 +214,7 @@ def test_a_matplotlib_figure_stays_responsive_between_commands(
     display: str, gui: str, backend: str
 ) -> None:
     if gui == "qt":
-        _qt_available()
+        _qt_available(display)
     process = gui_liaison(display, gui)
     try:
         client = RawClient(process.url)

@@ -178,3 +178,27 @@ def test_a_bad_hostos_setting_is_a_usage_error() -> None:
     )  # fmt: skip
     assert done.returncode == 2 and done.stdout == b""
     assert b"LIAISON_HOSTOS" in done.stderr
+
+
+def test_importing_the_liaison_touches_no_posix_only_name() -> None:
+    # Remove what Windows lacks, then import every module of the server side.
+    script = """
+import os, signal, socket, sys
+for module, names in ((signal, ["SIGUSR1", "SIGUSR2", "SIGKILL", "SIGHUP", "pthread_kill",
+                                "pthread_sigmask", "setitimer"]),
+                      (os, ["pidfd_open", "fork", "setsid", "killpg", "getpgid"]),
+                      (socket, ["TCP_CORK", "AF_UNIX"])):
+    for name in names:
+        if hasattr(module, name):
+            delattr(module, name)
+for name in ("fcntl", "termios", "resource", "grp"):
+    sys.modules[name] = None
+import liaison.cli, liaison.runtime, liaison.io_thread, liaison.execution, liaison.hostos
+import liaison.gui, liaison.gui.tk, liaison.gui.qt, liaison.transports.websocket
+print(liaison.hostos.host_for("win32").interrupt)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=60, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "simulated"
