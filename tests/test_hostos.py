@@ -21,6 +21,7 @@ from liaison.hostos import (
     host_for,
     interrupt_main_thread,
     open_process,
+    watch_parent,
     watch_wakeup_socket,
 )
 
@@ -124,6 +125,21 @@ def test_a_process_handle_wait_returns_once_the_process_exits() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+@pytest.mark.parametrize("parent_watch", ["reparent", "process-handle"])
+def test_a_parent_gone_before_the_watch_began_stops_at_once(parent_watch: str) -> None:
+    # The parent's PID is read at start-up; it may exit before the watch starts.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stopped = threading.Event()
+    host = host_for(sys.platform, f"parent_watch={parent_watch}")
+    assert watch_parent(host, stopped.set, gone.pid) is True
+    assert stopped.wait(10)
+
+
+def test_no_parent_to_watch_under_init() -> None:
+    assert watch_parent(host_for(sys.platform), lambda: None, 1) is False
 
 
 # -- the Windows choices, end to end, on this OS -----------------------------------------

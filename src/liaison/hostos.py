@@ -161,21 +161,23 @@ def watch_wakeup_socket(
 # -- watching the parent process -----------------------------------------------------------
 
 
-def watch_parent(host: HostOS, on_exit: Callable[[], None]) -> bool:
-    """Call ``on_exit()`` (on a daemon thread) once the process that started this one
-    exits. False, with nothing watched, when there is no parent to watch."""
-    parent = os.getppid()
+def watch_parent(host: HostOS, on_exit: Callable[[], None], parent: int) -> bool:
+    """Call ``on_exit()`` (on a daemon thread) once ``parent``, the process that started
+    this one (``os.getppid()`` read at start-up, before anyone could see the liaison
+    start), exits. False, with nothing watched, when there is no parent to watch."""
     if parent <= 1:
         return False  # started by init (or orphaned already): there is none to outlive
     if host.parent_watch == "reparent":
         wait: Callable[[], None] = lambda: _wait_for_reparenting(parent)  # noqa: E731
     else:
         opened = open_process(parent)
-        if opened is None:
+        if os.getppid() != parent:  # exited already (a handle, if any, is another's)
+            wait = lambda: None  # noqa: E731
+        elif opened is None:
             log.warning("cannot watch the parent process %d: it will not stop us", parent)
             return False
-        # Opened after the parent exited, the handle may be another process's: check.
-        wait = opened if os.getppid() == parent else (lambda: None)
+        else:
+            wait = opened
 
     def watch() -> None:
         wait()

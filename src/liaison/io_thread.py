@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import threading
@@ -56,6 +57,8 @@ class IOThread:
         """``host_os`` says how to hear signals and watch the parent (hostos.py)."""
         self.settings = settings
         self.host_os = host_os
+        # Read now: the parent may exit as soon as it sees the start marker.
+        self._parent = os.getppid()
         self.transport_factory = transport_factory
         self.loop = asyncio.new_event_loop()
         self.address = ""
@@ -110,7 +113,7 @@ class IOThread:
         self._started.set()
         reader = watch_wakeup_socket(self.host_os, self.loop, self._wakeup_r, self._heard)
         if self.settings.watch_parent:
-            watch_parent(self.host_os, self._request_stop)
+            watch_parent(self.host_os, self._request_stop, self._parent)
         await self._stopped.wait()
         if reader is not None:
             reader.cancel()
