@@ -181,3 +181,10 @@ def spin(seconds: float) -> int:
     while time.monotonic() < deadline:
         rounds += 1
     return rounds
+
+
+def push_many(pusher: Pusher, count: int) -> int:
+    """Push ``count`` alerts, "0" to str(count - 1), during one command."""
+    for i in range(count):
+        pusher.alert(str(i))
+    return count

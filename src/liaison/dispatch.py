@@ -31,9 +31,19 @@ CONTROL_COMMANDS: dict[str, tuple[list[str], str]] = {
     "cancel": (["id"], "Cancel a queued or running command of this connection."),
     "commands": ([], "List every command with its arguments."),
     "shutdown": ([], "Reply, then stop the liaison gracefully."),
+    "configure": (
+        ["**options"],
+        'Set options of this connection: pushes="immediate" sends pushed messages at once.',
+    ),
 }
 
-_CONTROL_ARITY = {name: len(parameters) for name, (parameters, _) in CONTROL_COMMANDS.items()}
+# configure's options and their values; the first value is the default.
+CONNECTION_OPTIONS: dict[str, tuple[str, ...]] = {"pushes": ("after-reply", "immediate")}
+
+_CONTROL_ARITY = {
+    name: len([p for p in parameters if not p.startswith("**")])
+    for name, (parameters, _) in CONTROL_COMMANDS.items()
+}
 
 
 class Dispatcher:
@@ -69,7 +79,10 @@ class Dispatcher:
         self.executor.submit(request, sink)
 
     def _control(self, request: Request, sink: Sink) -> None:
-        if len(request.args) != _CONTROL_ARITY[request.command] or request.kwargs:
+        takes_kwargs = request.command == "configure"
+        if len(request.args) != _CONTROL_ARITY[request.command] or (
+            request.kwargs and not takes_kwargs
+        ):
             parameters, _ = CONTROL_COMMANDS[request.command]
             error = InvalidArguments(
                 f"{request.command} takes {len(parameters)} argument"
@@ -86,6 +99,12 @@ class Dispatcher:
             result = self.executor.cancel(sink, request.args[0])
         elif request.command == "commands":
             result = self.describe_commands()
+        elif request.command == "configure":
+            try:
+                result = configure(sink, request.kwargs)
+            except InvalidArguments as error:
+                sink.send(request_error_reply(request, error))
+                return
         else:  # shutdown
             sink.send(success_reply(request, True))
             log.info("shutdown requested by a client")
@@ -94,7 +113,28 @@ class Dispatcher:
         sink.send(success_reply(request, result))
 
     def describe_commands(self) -> dict[str, dict[str, Any]]:
+        """Every command, ordered and control, with its arguments and doc."""
         commands = self.companion.describe_commands()
         for name, (parameters, doc) in CONTROL_COMMANDS.items():
             commands[name] = {"args": parameters, "doc": doc}
         return dict(sorted(commands.items()))
+
+
+def configure(sink: Sink, options: dict[str, Any]) -> dict[str, str]:
+    """Apply ``configure``'s options to the connection; return all of its options.
+
+    Raises InvalidArguments, naming the option or value, before changing anything.
+    """
+    for name, value in options.items():
+        values = CONNECTION_OPTIONS.get(name)
+        if values is None:
+            raise InvalidArguments(
+                f"configure: unknown option {name!r}; valid: {', '.join(CONNECTION_OPTIONS)}"
+            )
+        if value not in values:
+            raise InvalidArguments(
+                f"configure: {name} must be one of {', '.join(map(repr, values))}, got {value!r}"
+            )
+    if "pushes" in options:
+        sink.set_immediate_pushes(options["pushes"] == "immediate")
+    return {"pushes": "immediate" if sink.immediate_pushes else "after-reply"}

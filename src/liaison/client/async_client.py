@@ -28,7 +28,14 @@ from websockets.typing import Origin
 from ..core.encoding import dumps
 from ..core.errors import InvalidMessage
 from ..core.frames import decode_frame, encode_frame
-from .errors import CallTimeout, ClientError, ConnectFailed, ConnectionLost, remote_error
+from .errors import (
+    CallTimeout,
+    ClientError,
+    ConnectFailed,
+    ConnectionLost,
+    RemoteError,
+    remote_error,
+)
 
 if TYPE_CHECKING:
     from .spawn import ChildLiaison
@@ -373,6 +380,23 @@ class AsyncClient:
                 log.exception("a handler of pushed %r messages raised", tag)
 
 
+async def connect_client(
+    url: str,
+    token: str | None,
+    timeout: float | None,
+    origin: str | None = None,
+    max_size: int | None = None,
+) -> AsyncClient:
+    """Connect and opt in to pushed messages at once; raises ConnectFailed."""
+    client = AsyncClient(await open_websocket(url, token, timeout, origin, max_size), url, token)
+    # This client routes pushed messages by tag whenever they come, so it need not have
+    # them held until its calls' replies, as liaison 1.0 clients do. A liaison that does
+    # not know `configure` (2.0.0) sends them at once anyway.
+    with contextlib.suppress(RemoteError):
+        await client.call("configure", (), {"pushes": "immediate"})
+    return client
+
+
 async def open_websocket(
     url: str,
     token: str | None,
@@ -449,7 +473,6 @@ def connect_async(
     """
 
     async def open() -> AsyncClient:
-        websocket = await open_websocket(url, token, timeout, origin, max_size)
-        return AsyncClient(websocket, url, token)
+        return await connect_client(url, token, timeout, origin, max_size)
 
     return Opening(open)

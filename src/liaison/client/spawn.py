@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from ..constants import START_MARKER
-from .async_client import AsyncClient, Opening, open_websocket
+from .async_client import AsyncClient, Opening, connect_client
 from .errors import SpawnError
 from .sync_client import Client, open_client
 
@@ -179,9 +179,7 @@ def spawn(
         url = child.wait_started(timeout)
 
         async def opening() -> AsyncClient:
-            client = AsyncClient(
-                await open_websocket(url, child.token, timeout, None, None), url, child.token
-            )
+            client = await connect_client(url, child.token, timeout)
             client.child = child
             return client
 
@@ -209,9 +207,7 @@ def spawn_async(
         )
         try:
             url = await asyncio.to_thread(child.wait_started, timeout)
-            client = AsyncClient(
-                await open_websocket(url, child.token, timeout, None, None), url, child.token
-            )
+            client = await connect_client(url, child.token, timeout)
         except BaseException:
             await asyncio.to_thread(child.stop, False)
             raise

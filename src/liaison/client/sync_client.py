@@ -18,7 +18,7 @@ from collections.abc import Coroutine, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .async_client import AsyncClient, Callback, open_websocket
+from .async_client import AsyncClient, Callback, connect_client
 
 __all__ = ["Client", "connect"]
 
@@ -218,6 +218,6 @@ def connect(
     """
 
     async def opening() -> AsyncClient:
-        return AsyncClient(await open_websocket(url, token, timeout, origin, max_size), url, token)
+        return await connect_client(url, token, timeout, origin, max_size)
 
     return open_client(opening())
