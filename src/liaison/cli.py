@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .gui import GUI_LOOPS
+from .hostos import current_host
 from .output import USER_OUTPUTS, StandardOutput
 from .runtime import Runtime
 from .security import RedactingFormatter, is_loopback_host
@@ -65,6 +67,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "handshake_timeout": 10.0,
     "watch_parent": True,
     "user_output": "stdout",
+    "gui": None,
     "log_level": "warning",
 }
 
@@ -126,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
         "as in liaison 1.0)",
     )  # fmt: skip
     parser.add_argument(
+        "--gui", metavar="TOOLKIT",
+        help="run this GUI toolkit's event loop between commands, so their windows stay "
+        "alive: tk, qt (PySide6, PyQt6 or PyQt5), or module:Class of a liaison.gui.GuiLoop",
+    )  # fmt: skip
+    parser.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error", "critical"],
         help="how much to log on stderr (default: warning)",
@@ -146,6 +154,14 @@ def settings_from_args(args: Any, environ: dict[str, str]) -> Settings:
             f"refusing to listen on {host} without a token: anyone who can reach it could "
             "run any Python code. Set LIAISON_TOKEN (or --token), or listen on 127.0.0.1."
         )
+    if args.gui is not None and args.gui not in GUI_LOOPS and ":" not in args.gui:
+        raise UsageError(
+            f"unknown --gui {args.gui!r}: expected {', '.join(sorted(GUI_LOOPS))} or module:Class"
+        )
+    try:
+        host_os = current_host(environ)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     return Settings(
         host=host,
         port=port,
@@ -157,6 +173,8 @@ def settings_from_args(args: Any, environ: dict[str, str]) -> Settings:
         handshake_timeout=args.handshake_timeout,
         watch_parent=args.watch_parent,
         user_output=args.user_output,
+        gui=args.gui,
+        host_os=host_os,
     )
 
 

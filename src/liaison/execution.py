@@ -16,12 +16,16 @@ import signal
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .core import CancelledError as CancelledReply
 from .core import Companion, Request
 from .core import TimeoutError as TimeoutReply
 from .core.replies import partial_message, progress_message, request_error_reply, success_reply
+from .hostos import HostOS, current_host, interrupt_main_thread
+
+if TYPE_CHECKING:
+    from .gui import GuiLoop
 
 __all__ = ["Executor", "Job", "Sink", "current_job", "progress"]
 
@@ -78,8 +82,9 @@ class Stopping(Interrupted):
 
 QUEUED, RUNNING, DONE = "queued", "running", "done"
 
-# Sent to the main thread to interrupt its command; absent on Windows.
-_INTERRUPT_SIGNAL: int | None = getattr(signal, "SIGUSR1", None)
+# Under a GUI loop an interrupt can land in a toolkit's callback, which swallows it
+# (prints it): it is sent again this often, in seconds, until the job ends.
+INTERRUPT_REPEAT_SECONDS = 0.1
 
 current_job: ContextVar[Job | None] = ContextVar("liaison_current_job", default=None)
 
@@ -157,11 +162,15 @@ class Executor:
         self,
         companion: Companion,
         call_later: Callable[[float, Callable[[], None]], Callable[[], None]] | None = None,
+        host: HostOS | None = None,
     ) -> None:
-        """``call_later(seconds, callback)`` schedules a timeout and returns its canceller."""
+        """``call_later(seconds, callback)`` schedules a timeout and returns its canceller;
+        ``host`` says how to interrupt the main thread (default: this OS's way)."""
         self.companion = companion
         companion.current_owner = _current_sink  # `release` frees the sender's references
         self._call_later = call_later
+        self._host = host or current_host()
+        self._gui: GuiLoop | None = None
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._jobs: dict[tuple[int, Any], Job] = {}
         self._jobs_lock = threading.Lock()
@@ -199,6 +208,8 @@ class Executor:
             threading.Thread(target=self._run_in_worker, args=(job,), daemon=True).start()
         else:
             self._queue.put(job)
+            if self._gui is not None:
+                self._gui.wake()
         return job
 
     def _forget(self, key: tuple[int, Any] | None, job: Job, cancel_timeout: Any) -> None:
@@ -239,16 +250,20 @@ class Executor:
     # -- the ordered queue (main thread) ------------------------------------------------
 
     def claim_main_thread(self) -> None:
-        """Make this (main) thread the ordered one; a signal (SIGUSR1) interrupts it."""
+        """Make this (main) thread the ordered one; the host's interrupt signal (SIGUSR1;
+        Windows: SIGBREAK) interrupts its command."""
         self._main_thread = threading.get_ident()
-        if _INTERRUPT_SIGNAL is not None:
-            signal.signal(_INTERRUPT_SIGNAL, self._on_interrupt_signal)
+        signal.signal(self._host.interrupt_signal, self._on_interrupt_signal)
 
-    def run_forever(self) -> None:
-        """Run ordered jobs on this thread until :meth:`stop`."""
+    def run_forever(self, gui: GuiLoop | None = None) -> None:
+        """Run ordered jobs on this thread until :meth:`stop`; inside ``gui``'s event
+        loop if given (see liaison.gui)."""
         if self._main_thread != threading.get_ident():
             self.claim_main_thread()
         self._serving.set()
+        if gui is not None:
+            self._run_gui_forever(gui)
+            return
         try:
             while not self.stopping.is_set():
                 job = self._queue.get()
@@ -269,6 +284,57 @@ class Executor:
             self.stopping.set()
             self._drain_queue()
 
+    def _run_gui_forever(self, gui: GuiLoop) -> None:
+        self._gui = gui
+        if self.stopping.is_set():
+            gui.quit()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    gui.run(self._pull)
+                    break
+                except Stopping:
+                    break
+                except Interrupted:
+                    pass  # aimed at a job that had already replied: the loop goes on
+        finally:
+            self.stopping.set()
+            self._drain_queue()
+
+    def _pull(self) -> None:
+        """Run the next ordered job, inside a callback of the GUI loop."""
+        gui = self._gui
+        assert gui is not None
+        if self._main_job is not None:
+            return  # a command runs a nested event loop: the next waits until it returns
+        if self.stopping.is_set():  # a stop signal's handler raised Stopping in a command
+            gui.quit()
+            return
+        try:
+            job = self._queue.get_nowait()
+        except queue.Empty:
+            return
+        if job is None:
+            gui.quit()
+            return
+        if job.start():
+            self._main_job = job
+            try:
+                self._run(job)
+            except Interrupted as interrupt:
+                if isinstance(interrupt, Stopping):
+                    gui.quit()
+            finally:
+                self._main_job = None
+        if not self._queue.empty():
+            gui.wake()  # one job per callback: the windows repaint between commands
+
+    def wake_main(self) -> None:
+        """Let the main thread run Python soon (so pending signal handlers run) even if
+        a GUI loop idles there; without a GUI loop, nothing to do."""
+        if self._gui is not None:
+            self._gui.wake()
+
     def _drain_queue(self) -> None:
         while True:
             try:
@@ -284,29 +350,36 @@ class Executor:
             return
         self.stopping.set()
         self._queue.put(None)
+        if self._gui is not None:
+            self._gui.quit()
         job = self._main_job
         if job is not None:
             self._interrupt_main(job, Stopping)
 
     def _interrupt_main(self, job: Job | None, reason: type[Interrupted]) -> None:
         self._pending_interrupt = (job, reason)
-        if self._main_thread is not None and _INTERRUPT_SIGNAL is not None:
-            # A real signal wakes blocking calls such as time.sleep; the handler raises.
-            signal.pthread_kill(self._main_thread, _INTERRUPT_SIGNAL)
-        else:  # pragma: no cover - Windows: raised at the next bytecode only
-            import _thread
+        if self._main_thread is None:
+            return
+        # The handler (_on_interrupt_signal) raises `reason` in the main thread.
+        interrupt_main_thread(self._host, self._main_thread)
+        if self._gui is not None and job is not None and reason is not Stopping:
 
-            _thread.interrupt_main()
+            def repeat() -> None:
+                if job.state is RUNNING and job is self._main_job:
+                    self._interrupt_main(job, reason)
+
+            if self._call_later is not None:
+                self._call_later(INTERRUPT_REPEAT_SECONDS, repeat)
 
     def _on_interrupt_signal(self, signum: int, frame: Any) -> None:
         pending, self._pending_interrupt = self._pending_interrupt, None
         if pending is None:
             return
         job, reason = pending
-        if reason is Stopping or (
-            job is not None and job is self._main_job and job.state is RUNNING
-        ):
+        if job is not None and job is self._main_job and job.state is RUNNING:
             raise reason
+        if reason is Stopping and self._gui is None:
+            raise reason  # ends run_forever; a GUI loop is quit by stop() instead
         # Otherwise the job it was aimed at has finished meanwhile.
 
     # -- running a job (any thread) -----------------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from .hostos import HostOS
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Settings"]
 
@@ -27,6 +30,10 @@ class Settings(NamedTuple):
     - ``watch_parent``: stop when the process that started the liaison exits.
     - ``user_output``: where user code's output goes once the start marker is out,
       ``"stdout"`` (as in liaison 1.0) or ``"stderr"``.
+    - ``gui``: the GUI toolkit whose event loop runs on the main thread between commands
+      (``"tk"``, ``"qt"``, another registered name or ``"module:Class"``); None for none.
+    - ``host_os``: how to wake the I/O thread, interrupt commands and watch the parent
+      (hostos.py); None for this OS's way.
     """
 
     host: str = "127.0.0.1"
@@ -40,6 +47,8 @@ class Settings(NamedTuple):
     handshake_timeout: float = 10.0
     watch_parent: bool = True
     user_output: str = "stdout"
+    gui: str | None = None
+    host_os: HostOS | None = None
 
     def __repr__(self) -> str:  # keep the token out of logs and tracebacks
         token = None if self.token is None else "<hidden>"

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { connect, spawnLiaison, LiaisonError } from "../dist/node.js";
+import { connect, spawnLiaison, stopMethod, LiaisonError } from "../dist/node.js";
 
 const python = process.env.LIAISON_PYTHON ?? "python";
 const repo = fileURLToPath(new URL("../../../", import.meta.url));
@@ -227,4 +227,19 @@ test("spawnLiaison rejects with the child's stderr when it cannot start", async 
   });
   await assert.rejects(spawnLiaison({ ...options, python: "/nonexistent/python" }), { type: "SpawnError" });
   assert.ok(Date.now() - t0 < 10000);
+});
+
+test("spawnLiaison passes gui as --gui", async () => {
+  await assert.rejects(spawnLiaison({ ...options, gui: "no-such-toolkit" }), (e) => {
+    assert.equal(e.type, "SpawnError");
+    assert.match(e.message, /unknown --gui 'no-such-toolkit'/);
+    return true;
+  });
+});
+
+test("stop() asks by shutdown while connected, else SIGTERM; Windows, with no signals, kills", () => {
+  for (const platform of ["linux", "darwin", "win32"]) assert.equal(stopMethod(true, platform), "shutdown");
+  assert.equal(stopMethod(false, "linux"), "SIGTERM");
+  assert.equal(stopMethod(false, "darwin"), "SIGTERM");
+  assert.equal(stopMethod(false, "win32"), "kill");
 });

@@ -162,17 +162,19 @@ def spawn(
     cwd: str | os.PathLike[str] | None = None,
     args: Sequence[str] = (),
     timeout: float = 20.0,
+    gui: str | None = None,
 ) -> Client:
     """Start a liaison in another interpreter and return a :class:`Client` connected to it.
 
     Runs ``python -m liaison.websocket ADDRESS *args`` in ``cwd`` with ``os.environ``
-    updated by ``env`` and a fresh ``LIAISON_TOKEN``, waits up to ``timeout`` seconds for
+    updated by ``env`` and a fresh ``LIAISON_TOKEN`` (``gui="tk"``, ``"qt"``... adds
+    ``--gui GUI``: windows its commands open stay alive), waits up to ``timeout`` seconds for
     its start marker and connects with the token. Closing the client sends ``shutdown``
     and waits for the process (SIGTERM, then SIGKILL, if it lingers); ``client.process``
     is its :class:`subprocess.Popen`. Raises :class:`SpawnError` with the child's stderr
     if it cannot run, exits or stays silent.
     """
-    child = start_child(python, address, env, cwd, args)
+    child = start_child(python, address, env, cwd, _with_gui(args, gui))
     try:
         url = child.wait_started(timeout)
 
@@ -195,11 +197,14 @@ def spawn_async(
     cwd: str | os.PathLike[str] | None = None,
     args: Sequence[str] = (),
     timeout: float = 20.0,
+    gui: str | None = None,
 ) -> Opening[AsyncClient]:
     """:func:`spawn` for asyncio code: await it, or use it in ``async with``."""
 
     async def opening() -> AsyncClient:
-        child = await asyncio.to_thread(start_child, python, address, env, cwd, args)
+        child = await asyncio.to_thread(
+            start_child, python, address, env, cwd, _with_gui(args, gui)
+        )
         try:
             url = await asyncio.to_thread(child.wait_started, timeout)
             client = await connect_client(url, child.token, timeout)
@@ -210,3 +215,7 @@ def spawn_async(
         return client
 
     return Opening(opening)
+
+
+def _with_gui(args: Sequence[str], gui: str | None) -> list[str]:
+    return [*args, "--gui", gui] if gui is not None else list(args)
