@@ -86,12 +86,19 @@ def stubborn_sleep(seconds: float) -> str:
 
 
 def shout(text: str) -> str:
-    """Print to stdout from Python and from C: neither may reach the marker stream."""
+    """Print ``text`` to stdout from Python (a line), then write it to fd 1 directly."""
     import os
 
     print(text)
     os.write(1, text.encode())
     return text
+
+
+def printf(text: str) -> int:
+    """Write ``text`` with the C library's printf, whose stdout buffer Python never flushes."""
+    import ctypes
+
+    return int(ctypes.CDLL(None).printf(b"%s", text.encode()))
 
 
 def arrays(n: int) -> Iterator[Any]:

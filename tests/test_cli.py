@@ -8,13 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from liaison.cli import (
-    UsageError,
-    _imported_without,
-    build_parser,
-    parse_args,
-    settings_from_args,
-)
+from liaison.cli import UsageError, build_parser, parse_args, settings_from_args
+from liaison.lazy_import import imported_without
 from liaison.settings import DEFAULT_MAX_MESSAGE_SIZE
 
 
@@ -78,7 +73,7 @@ def colorsys_unimported() -> Iterator[None]:
 
 
 def test_a_module_imported_without_is_not_loaded_unless_used(colorsys_unimported: None) -> None:
-    with _imported_without("colorsys"):
+    with imported_without("colorsys"):
         stand_in = importlib.import_module("colorsys")
     assert "colorsys" not in sys.modules
     real = importlib.import_module("colorsys")
@@ -86,7 +81,7 @@ def test_a_module_imported_without_is_not_loaded_unless_used(colorsys_unimported
 
 
 def test_a_stand_in_used_inside_the_block_loads_the_real_module(colorsys_unimported: None) -> None:
-    with _imported_without("colorsys"):
+    with imported_without("colorsys"):
         stand_in = importlib.import_module("colorsys")
         assert stand_in.hsv_to_rgb(0, 0, 1) == (1, 1, 1)
         real = sys.modules["colorsys"]
@@ -95,6 +90,6 @@ def test_a_stand_in_used_inside_the_block_loads_the_real_module(colorsys_unimpor
 
 def test_an_imported_module_is_left_alone() -> None:
     real = sys.modules["importlib.metadata"]
-    with _imported_without("importlib.metadata"):
+    with imported_without("importlib.metadata"):
         assert importlib.import_module("importlib.metadata") is real
     assert sys.modules["importlib.metadata"] is real

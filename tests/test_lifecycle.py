@@ -108,14 +108,36 @@ def test_it_stops_when_the_process_that_started_it_dies() -> None:
     launcher.stdout.close()
 
 
-def test_what_user_code_prints_never_reaches_stdout() -> None:
+def test_what_user_code_prints_goes_to_stdout_after_the_marker_as_in_1_0() -> None:
+    # PsychoPy Studio shows stdout as the Runner's log and every stderr chunk as an error.
     process = spawn_liaison()
+    start = f"{START}127.0.0.1:{process.port}".encode()
+    try:
+        assert process.stdout == start  # alone in the first chunk
+        assert RawClient(process.url).call("run", "remote_helpers:shout", "noise") == "noise"
+        # print is line-buffered: both writes are on stdout before the reply is read.
+        assert process.read_stdout(until=b"noise\nnoise") == start + b"noise\nnoise"
+        assert RawClient(process.url).call("run", "remote_helpers:printf", "from C") > 0
+    finally:
+        assert process.stop() == 0
+    address = f"127.0.0.1:{process.port}"
+    # The C library's buffer (a pipe: fully buffered) is flushed before the stop marker.
+    assert process.stdout == start + b"noise\nnoise" + b"from C" + f"{STOP}{address}".encode()
+    assert "noise" not in process.stderr_text()
+    assert "from C" not in process.stderr_text()
+
+
+def test_user_output_stderr_keeps_stdout_for_the_markers() -> None:
+    process = spawn_liaison("--user-output", "stderr")
     try:
         assert RawClient(process.url).call("run", "remote_helpers:shout", "noise") == "noise"
+        assert RawClient(process.url).call("run", "remote_helpers:printf", "from C") > 0
     finally:
-        process.stop()
-    assert b"noise" not in process.stdout
-    assert "noise" in process.stderr_text()
+        assert process.stop() == 0
+    address = f"127.0.0.1:{process.port}"
+    assert process.stdout == f"{START}{address}{STOP}{address}".encode()
+    assert "noise\nnoise" in process.stderr_text()
+    assert "from C" in process.stderr_text()
 
 
 @pytest.mark.parametrize("address", ["nonsense", "127.0.0.1:99999", "127.0.0.1:port", ":80"])

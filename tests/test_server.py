@@ -36,7 +36,7 @@ def test_the_command_list_and_the_server_in_the_namespace(remote: Client) -> Non
     # Each command's behaviour: tests/test_client.py::test_every_command, same server code.
     assert {"get", "exists", "init", "run", "try", "register", "store", "ping", "cancel",
             "shutdown", "names", "describe", "commands"} == set(remote.commands())  # fmt: skip
-    assert remote.get("liaison").startswith("<Liaison ws://127.0.0.1:")
+    assert remote.get("liaison").startswith("<Liaison 127.0.0.1:")
 
 
 def test_references_nest_in_args_and_kwargs(remote: Client) -> None:

@@ -150,6 +150,7 @@ class Executor:
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._async_lock = threading.Lock()
         self.stopping = threading.Event()
+        self._serving = threading.Event()  # run_forever has begun
 
     # -- intake (any thread) ------------------------------------------------------------
 
@@ -211,18 +212,17 @@ class Executor:
 
     # -- the ordered queue (main thread) ------------------------------------------------
 
-    def install_signal_handlers(self) -> None:
-        """Make this (main) thread the ordered one; SIGINT/SIGTERM stop, SIGUSR1 interrupts."""
+    def claim_main_thread(self) -> None:
+        """Make this (main) thread the ordered one; a signal (SIGUSR1) interrupts it."""
         self._main_thread = threading.get_ident()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, self._on_stop_signal)
         if _INTERRUPT_SIGNAL is not None:
             signal.signal(_INTERRUPT_SIGNAL, self._on_interrupt_signal)
 
     def run_forever(self) -> None:
         """Run ordered jobs on this thread until :meth:`stop`."""
         if self._main_thread != threading.get_ident():
-            self.install_signal_handlers()
+            self.claim_main_thread()
+        self._serving.set()
         try:
             while not self.stopping.is_set():
                 job = self._queue.get()
@@ -283,14 +283,12 @@ class Executor:
             raise reason
         # Otherwise the job it was aimed at has finished meanwhile.
 
-    def _on_stop_signal(self, signum: int, frame: Any) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        self.stopping.set()
-        raise Stopping
-
     # -- running a job (any thread) -----------------------------------------------------
 
     def _run_in_worker(self, job: Job) -> None:
+        # No user code before the start marker, which precedes run_forever: it would
+        # write to stdout ahead of the marker.
+        self._serving.wait()
         try:
             if job.start():
                 self._run(job)

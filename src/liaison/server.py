@@ -19,19 +19,19 @@ class Liaison:
     """
 
     def __init__(
-        self,
-        host: str,
-        port: int,
-        broadcast: Callable[[bytes], None],
-        stop: Callable[[], None],
+        self, address: str, broadcast: Callable[[bytes], None], stop: Callable[[], None]
     ) -> None:
-        self.host = host
-        self.port = port
+        """``address`` is what the start marker names (``HOST:PORT`` for WebSocket)."""
+        self.address = address
+        host, _, port = address.rpartition(":")
+        # As liaison 1.0's server had them; the port is 0 for a transport without one.
+        self.host = host or address
+        self.port = int(port) if port.isdigit() else 0
         self._broadcast = broadcast
         self._stop = stop
 
     def __repr__(self) -> str:
-        return f"<Liaison ws://{self.host}:{self.port}>"
+        return f"<Liaison {self.address}>"
 
     def send(self, message: Any, to: str | None = None) -> None:
         """Push ``message`` (JSON-encoded unless a str) to every client.

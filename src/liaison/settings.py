@@ -24,6 +24,8 @@ class Settings(NamedTuple):
     - ``max_pending``: unanswered messages per connection before it stops being read.
     - ``handshake_timeout``: seconds a client has to complete the opening handshake.
     - ``watch_parent``: stop when the process that started the liaison exits.
+    - ``user_output``: where user code's output goes once the start marker is out,
+      ``"stdout"`` (as in liaison 1.0) or ``"stderr"``.
     """
 
     host: str = "127.0.0.1"
@@ -36,6 +38,7 @@ class Settings(NamedTuple):
     max_pending: int = 4096
     handshake_timeout: float = 10.0
     watch_parent: bool = True
+    user_output: str = "stdout"
 
     def __repr__(self) -> str:  # keep the token out of logs and tracebacks
         token = None if self.token is None else "<hidden>"

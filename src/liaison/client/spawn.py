@@ -63,6 +63,10 @@ class ChildLiaison:
         assert self.process.stdout is not None
         try:
             while chunk := os.read(self.process.stdout.fileno(), 65536):
+                if self._started.is_set():
+                    # What commands print follows the marker: keep the stdout pipe
+                    # drained so the child never blocks on it, and hold on to no more.
+                    continue
                 self._stdout += chunk.decode(errors="replace")
                 if _STARTED.search(self._stdout):
                     self._started.set()

@@ -265,7 +265,13 @@ class Connection:
 class WebSocketTransport:
     """Serves WebSocket clients on one address, handing every message to ``on_message``."""
 
-    def __init__(self, settings: Settings, on_message: MessageHandler) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        on_message: MessageHandler,
+        request_stop: Callable[[], None] | None = None,
+    ) -> None:
+        """``request_stop`` is unused: a WebSocket server outlives its clients."""
         self.settings = settings
         self.on_message = on_message
         self.connections: set[Connection] = set()
@@ -273,8 +279,9 @@ class WebSocketTransport:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._inbox: LoopInbox | None = None
 
-    async def start(self) -> int:
-        """Bind and listen; returns the real port. Raises OSError if it cannot bind."""
+    async def start(self) -> str:
+        """Bind and listen; returns ``HOST:PORT`` with the real port. Raises OSError if it
+        cannot bind."""
         self.loop = asyncio.get_running_loop()
         self._inbox = LoopInbox(self.loop)
         settings = self.settings
@@ -289,7 +296,7 @@ class WebSocketTransport:
         )
         self._server = await self._bind(settings.host, settings.port, options)
         port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        return f"{settings.host}:{port}"
 
     async def _bind(self, host: str, port: int, options: dict[str, Any]) -> Server:
         server: Server

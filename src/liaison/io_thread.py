@@ -1,0 +1,142 @@
+"""The I/O thread: an asyncio loop hosting one transport, beside the main thread's commands.
+
+It also hears stop signals while the main thread is stuck in C code (through the signal
+wakeup fd), and watches the process that started the liaison.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .settings import Settings
+
+__all__ = ["IOThread", "MessageHandler", "Transport", "TransportFactory"]
+
+log = logging.getLogger("liaison")
+
+PARENT_POLL_SECONDS = 0.25
+
+# Called on the I/O thread with each message received (str: text, bytes: binary) and the
+# connection (an execution.Sink) it came from.
+MessageHandler = Callable[[Any, Any], None]
+
+
+class Transport(Protocol):
+    """What the I/O thread needs of a transport; all methods run on the I/O thread."""
+
+    async def start(self) -> str:
+        """Start serving; return the address the start marker names (``HOST:PORT``).
+
+        Raises OSError if it cannot (the runtime reports it and exits with status 1).
+        """
+
+    def broadcast(self, data: bytes) -> None:
+        """Push ``data`` to every client; callable from any thread."""
+
+    async def close(self) -> None:
+        """Stop serving and close every connection."""
+
+
+# Builds the transport: (settings, on_message, request_stop) -> Transport. A transport
+# whose peer can go away for good (stdio's EOF) calls request_stop.
+TransportFactory = Callable[[Settings, MessageHandler, Callable[[], None]], Transport]
+
+
+class IOThread:
+    """The asyncio loop serving the transport, on a thread of its own."""
+
+    def __init__(self, settings: Settings, transport_factory: TransportFactory) -> None:
+        self.settings = settings
+        self.transport_factory = transport_factory
+        self.loop = asyncio.new_event_loop()
+        self.address = ""
+        self.on_signal: Callable[[int], None] = lambda signum: None
+        self._thread = threading.Thread(target=self._run, name="liaison-io", daemon=True)
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._stopped: asyncio.Event | None = None
+        self._wakeup_r, self._wakeup_w = socket.socketpair()
+
+    def start(self, on_message: MessageHandler, request_stop: Callable[[], None]) -> str:
+        """Start the loop and the transport; return the transport's address."""
+        self.transport = self.transport_factory(self.settings, on_message, request_stop)
+        self._request_stop = request_stop
+        self._wakeup_w.setblocking(False)
+        # Signals are handled on the main thread, which may be stuck in C code; the
+        # wakeup fd tells this thread too, so the watchdog can still enforce the stop.
+        signal.set_wakeup_fd(self._wakeup_w.fileno(), warn_on_full_buffer=False)
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            raise self._error
+        return self.address
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback`` on this thread in ``seconds``; returns its canceller."""
+        handle = self.loop.call_later(seconds, callback)
+
+        def cancel() -> None:
+            self.loop.call_soon_threadsafe(handle.cancel)
+
+        return cancel
+
+    def broadcast(self, data: bytes) -> None:
+        self.transport.broadcast(data)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._main())
+        finally:
+            self.loop.close()
+
+    async def _main(self) -> None:
+        self._stopped = asyncio.Event()
+        try:
+            self.address = await self.transport.start()
+        except BaseException as error:
+            self._error = error
+            self._started.set()
+            return
+        self._started.set()
+        self.loop.add_reader(self._wakeup_r.fileno(), self._read_wakeup)
+        watcher = (
+            asyncio.create_task(self._watch_parent(os.getppid()))
+            if self.settings.watch_parent
+            else None
+        )
+        await self._stopped.wait()
+        if watcher is not None:
+            watcher.cancel()
+        await self.transport.close()
+
+    def _read_wakeup(self) -> None:
+        try:
+            data = self._wakeup_r.recv(64)
+        except BlockingIOError:
+            return
+        for signum in data:
+            if signum in (signal.SIGINT, signal.SIGTERM):
+                self.on_signal(signum)
+
+    async def _watch_parent(self, parent: int) -> None:
+        if parent <= 1:
+            return  # started by init: there is no parent to outlive
+        while os.getppid() == parent:
+            await asyncio.sleep(PARENT_POLL_SECONDS)
+        log.warning("the process that started the liaison exited: stopping")
+        self._request_stop()
+
+    def shutdown(self) -> None:
+        """Close every connection and end the loop (waits up to 2 s)."""
+        if self._thread.is_alive() and self._stopped is not None:
+            self.loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(2.0)
+        signal.set_wakeup_fd(-1)
