@@ -9,6 +9,7 @@ Replies leave through each job's :class:`Sink`, which must be thread-safe.
 from __future__ import annotations
 
 import asyncio
+import enum
 import inspect
 import logging
 import queue
@@ -23,7 +24,7 @@ from .core import Companion, Request
 from .core import TimeoutError as TimeoutReply
 from .core.replies import partial_message, progress_message, request_error_reply, success_reply
 
-__all__ = ["Executor", "Job", "Sink", "current_job", "progress"]
+__all__ = ["Executor", "Job", "JobState", "Sink", "current_job", "progress"]
 
 log = logging.getLogger("liaison.execution")
 
@@ -33,6 +34,10 @@ class Sink(Protocol):
 
     ``data`` is JSON text as bytes, or a binary frame as a bytearray (core.frames.Frame).
     """
+
+    @property
+    def id(self) -> int:
+        """Tells this connection from every other one of the process (keys its jobs)."""
 
     def send(self, data: bytes | bytearray) -> None:
         """Queue the final reply to one of the client's messages; any thread, never blocks."""
@@ -62,7 +67,20 @@ class Stopping(Interrupted):
         return CancelledReply("the liaison is shutting down")
 
 
-QUEUED, RUNNING, DONE = "queued", "running", "done"
+class JobState(enum.Enum):
+    """A job's lifecycle: QUEUED -> RUNNING -> DONE, or QUEUED -> DONE if cancelled first.
+
+    Moved only under the job's lock: to RUNNING by the thread that runs it
+    (:meth:`Job.start`), to DONE by whichever thread replies first (:meth:`Job.finish`:
+    the runner, or a cancel, timeout or stop from another thread). Never moves back.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+QUEUED, RUNNING, DONE = JobState.QUEUED, JobState.RUNNING, JobState.DONE
 
 # Sent to the main thread to interrupt its command; absent on Windows.
 _INTERRUPT_SIGNAL: int | None = getattr(signal, "SIGUSR1", None)
@@ -90,7 +108,7 @@ class Job:
     def __init__(self, request: Request, sink: Sink) -> None:
         self.request = request
         self.sink = sink
-        self.state = QUEUED
+        self.state: JobState = QUEUED
         self.interrupt: type[Interrupted] | None = None
         self.thread: int | None = None
         self.task: tuple[asyncio.AbstractEventLoop, asyncio.Task[None]] | None = None
@@ -142,7 +160,7 @@ class Executor:
         self.companion = companion
         self._call_later = call_later
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._jobs: dict[tuple[int, Any], Job] = {}
+        self._jobs: dict[tuple[int, Any], Job] = {}  # by (sink.id, request id)
         self._jobs_lock = threading.Lock()
         self._main_thread: int | None = None
         self._main_job: Job | None = None
@@ -156,7 +174,7 @@ class Executor:
 
     def submit(self, request: Request, sink: Sink) -> Job:
         job = Job(request, sink)
-        key = None if request.id is None else (id(sink), request.id)
+        key = None if request.id is None else (sink.id, request.id)
         if key is not None:
             with self._jobs_lock:
                 self._jobs[key] = job
@@ -186,7 +204,7 @@ class Executor:
     def cancel(self, sink: Sink, request_id: Any) -> bool:
         """Cancel the command ``request_id`` of this sink; True if it was queued or running."""
         with self._jobs_lock:
-            job = self._jobs.get((id(sink), request_id))
+            job = self._jobs.get((sink.id, request_id))
         return job is not None and self._interrupt(job, Cancelled)
 
     def _interrupt(self, job: Job, reason: type[Interrupted]) -> bool:
