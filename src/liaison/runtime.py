@@ -21,9 +21,9 @@ from .constants import START_MARKER, STOP_MARKER
 from .core import Companion
 from .dispatch import Dispatcher
 from .execution import Executor, Stopping
+from .handle import Liaison
 from .io_thread import IOThread, TransportFactory
 from .output import StandardOutput
-from .server import Liaison
 from .settings import Settings
 
 __all__ = ["STOP_GRACE_SECONDS", "Runtime"]
