@@ -188,7 +188,7 @@ def _websocket_transport(
     from .lazy_import import imported_without
 
     with imported_without("importlib.metadata"):
-        from .transports.websocket import WebSocketTransport  # the websockets extra
+        from .transports.websocket_server import WebSocketTransport  # the websockets extra
 
     return WebSocketTransport(settings, on_message, request_stop)
 
