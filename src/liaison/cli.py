@@ -25,7 +25,14 @@ if TYPE_CHECKING:
 
     from .io_thread import MessageHandler, Transport
 
-__all__ = ["main", "parse_address", "parse_args", "settings_from_args"]
+__all__ = [
+    "UsageError",
+    "build_parser",
+    "main",
+    "parse_address",
+    "parse_args",
+    "settings_from_args",
+]
 
 
 class UsageError(Exception):

@@ -19,12 +19,21 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-from .core import CancelledError as CancelledReply
-from .core import Companion, Request
-from .core import TimeoutError as TimeoutReply
+from .core import CommandCancelled, CommandTimedOut, Companion, Request
 from .core.replies import partial_message, progress_message, request_error_reply, success_reply
 
-__all__ = ["Executor", "Job", "JobState", "Sink", "current_job", "progress"]
+__all__ = [
+    "Cancelled",
+    "Executor",
+    "Interrupted",
+    "Job",
+    "JobState",
+    "Sink",
+    "Stopping",
+    "TimedOut",
+    "current_job",
+    "progress",
+]
 
 log = logging.getLogger("liaison.execution")
 
@@ -50,7 +59,7 @@ class Interrupted(BaseException):
     """Raised inside a running command to stop it; a BaseException so `try` won't eat it."""
 
     def reply_error(self, job: Job) -> Exception:
-        return CancelledReply("the command was cancelled")
+        return CommandCancelled("the command was cancelled")
 
 
 class Cancelled(Interrupted):
@@ -59,12 +68,12 @@ class Cancelled(Interrupted):
 
 class TimedOut(Interrupted):
     def reply_error(self, job: Job) -> Exception:
-        return TimeoutReply(f"the command ran past its timeout of {job.request.timeout} s")
+        return CommandTimedOut(f"the command ran past its timeout of {job.request.timeout} s")
 
 
 class Stopping(Interrupted):
     def reply_error(self, job: Job) -> Exception:
-        return CancelledReply("the liaison is shutting down")
+        return CommandCancelled("the liaison is shutting down")
 
 
 class JobState(enum.Enum):

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import orjson
 from websockets.asyncio.client import ClientConnection
@@ -31,13 +31,26 @@ from ..core.frames import decode_frame, encode_frame
 from .errors import CallTimeout, ClientError, ConnectFailed, ConnectionLost, remote_error
 
 if TYPE_CHECKING:
-    from .spawn import ChildLiaison
+    import subprocess
 
-__all__ = ["AsyncClient", "Callback", "Opening", "connect_async"]
+__all__ = ["AsyncClient", "Callback", "ChildProcess", "Opening", "connect_async", "open_websocket"]
 
 log = logging.getLogger("liaison.client")
 
 Callback = Callable[[Any], object]
+
+
+class ChildProcess(Protocol):
+    """A liaison process a client owns and stops when it closes (spawn's ChildLiaison)."""
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]: ...
+
+    def stop(self, graceful: bool = True, timeout: float = 10.0) -> int:
+        """Wait for the process to exit (asking it first if not ``graceful``); its status."""
+        ...
+
+
 """A progress, partial or push callback: called with one value, its result ignored."""
 
 _FINAL_TAGS = ("response", "error")
@@ -81,7 +94,7 @@ class AsyncClient:
         self._lost: ConnectionLost | None = None
         self._closing = False
         self._closed = False
-        self.child: ChildLiaison | None = None  # set by spawn_async: stopped by close()
+        self.child: ChildProcess | None = None  # set by spawn_async: stopped by close()
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     def __repr__(self) -> str:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from .async_client import AsyncClient, Callback, open_websocket
 
-__all__ = ["Client", "connect"]
+__all__ = ["Client", "connect", "open_client"]
 
 T = TypeVar("T")
 

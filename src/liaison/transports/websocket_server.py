@@ -24,7 +24,7 @@ from websockets.http11 import Response as HTTPResponse
 from ..security import check_handshake
 from ..settings import Settings
 
-__all__ = ["Connection", "WebSocketTransport"]
+__all__ = ["Connection", "LoopInbox", "WebSocketTransport"]
 
 log = logging.getLogger("liaison.transport")
 
