@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { connect, spawnLiaison, LiaisonError } from "../dist/node.js";
+import { connect, spawnLiaison, LiaisonError, RemoteError } from "../dist/node.js";
 
 const python = process.env.LIAISON_PYTHON ?? "python";
 const repo = fileURLToPath(new URL("../../../", import.meta.url));
@@ -78,14 +78,16 @@ test("a method for every command in the liaison's command table", async () => {
 });
 
 test("a Python exception rejects with LiaisonError: type, message, traceback, reply", async () => {
-  await assert.rejects(liaison.run("operator:truediv", [1, 0]), (e) => {
-    assert.ok(e instanceof LiaisonError);
+  await assert.rejects(liaison.run("operator:truediv", [1, 0], {}, { echo: true }), (e) => {
+    assert.ok(e instanceof RemoteError && e instanceof LiaisonError);
     assert.equal(e.type, "ZeroDivisionError");
     assert.equal(e.message, "division by zero");
     assert.equal(e.reply.tag, "error");
     assert.deepEqual(e.reply.evt.command.args, ["operator:truediv", 1, 0]);
     return true;
   });
+  // By default the reply echoes no arguments (echo: false), as in the Python client.
+  await assert.rejects(liaison.run("operator:truediv", [1, 0]), (e) => e.reply.evt.command.args === undefined);
   // Raised in Python code, so the traceback has frames.
   await assert.rejects(liaison.init("f", "fractions:Fraction", [1, 0]), (e) => {
     assert.equal(e.type, "ZeroDivisionError");

@@ -119,6 +119,7 @@ class AsyncClient:
         on_progress: Callback | None = None,
         on_partial: Callback | None = None,
         binary: bool = False,
+        echo: bool = False,
         id: str | None = None,
     ) -> Any:
         """Send ``command`` with ``args`` and ``kwargs``; return the reply's ``response``.
@@ -129,8 +130,10 @@ class AsyncClient:
         they go to ``on("progress")`` handlers); ``on_partial(item)``: stream a generator's
         items to it, the response is then the number of items; ``binary``: have numpy
         arrays and bytes in the result sent raw (they arrive as numpy arrays and bytes;
-        arguments holding them are always sent so); ``id``: the message id (default: a
-        fresh uuid4 hex), for :meth:`cancel`.
+        arguments holding them are always sent so); ``echo``: have the reply's ``evt``
+        carry the arguments back (the client matches replies by id, so by default it
+        does not, as in the JavaScript client); ``id``: the message id (default: a fresh
+        uuid4 hex), for :meth:`cancel`.
 
         Raises :class:`RemoteError` (:class:`CallCancelled`, :class:`CallTimeout`) for an
         error reply, :class:`ConnectionLost` if the connection drops first, and the first
@@ -147,7 +150,7 @@ class AsyncClient:
         message: dict[str, Any] = {
             "command": {"command": command, "args": list(args), "kwargs": dict(kwargs or {})},
             "id": call_id,
-            "echo": False,  # the client matches on id: no need to get the arguments back
+            "echo": echo,
         }
         if timeout is not None:
             message["timeout"] = timeout

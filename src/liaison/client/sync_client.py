@@ -97,13 +97,14 @@ class Client:
         on_progress: Callback | None = None,
         on_partial: Callback | None = None,
         binary: bool = False,
+        echo: bool = False,
         id: str | None = None,
     ) -> Any:
         """Send any command with options; see :meth:`AsyncClient.call`."""
         return self._portal.run(
             self._client.call(
                 command, args, kwargs, timeout=timeout, concurrent=concurrent,
-                on_progress=on_progress, on_partial=on_partial, binary=binary, id=id,
+                on_progress=on_progress, on_partial=on_partial, binary=binary, echo=echo, id=id,
             )
         )  # fmt: skip
 
