@@ -172,3 +172,10 @@ def pairs_of(marker: str) -> int:
 
 def is_imported(module_name: str) -> bool:
     return module_name in sys.modules
+
+
+def push_many(pusher: Pusher, count: int) -> int:
+    """Push ``count`` alerts, "0" to str(count - 1), during one command."""
+    for i in range(count):
+        pusher.alert(str(i))
+    return count

@@ -35,7 +35,8 @@ def test_the_seed_ttest(client: RawClient) -> None:
 def test_the_command_list_and_the_server_in_the_namespace(remote: Client) -> None:
     # Each command's behaviour: tests/test_client.py::test_every_command, same server code.
     assert {"get", "exists", "init", "run", "try", "register", "store", "ping", "cancel",
-            "shutdown", "names", "describe", "commands"} == set(remote.commands())  # fmt: skip
+            "shutdown", "names", "describe", "commands", "configure",
+            } == set(remote.commands())  # fmt: skip
     assert remote.get("liaison").startswith("<Liaison 127.0.0.1:")
 
 
@@ -74,7 +75,7 @@ def error_of(client: RawClient, message: Any) -> dict[str, Any]:
         ('{"command": {"command": "run", "args": "x"}, "id": "i"}', "InvalidMessage",
          "command.args must be an array, got string"),
         ('{"command": {"command": "eval", "args": ["1"]}, "id": "i"}', "UnknownCommand",
-         "'eval'; valid: cancel, commands, describe, exists, get, init, names, ping"),
+         "'eval'; valid: cancel, commands, configure, describe, exists, get, init, names"),
         ('{"command": {"command": "store", "args": ["x"]}, "id": "i"}', "InvalidArguments", ""),
         ('{"command": {"command": "ping", "args": [1]}, "id": "i"}', "InvalidArguments", ""),
         ('{"command": {"command": "run", "args": ["no_such_module_zz:f"]}, "id": "i"}',

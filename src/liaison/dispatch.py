@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from .core import Companion
+from .core import Companion, InvalidArguments
 from .core.commands import COMMANDS, describe_commands
-from .core.replies import success_reply
+from .core.replies import request_error_reply, success_reply
 from .core.request import Request
 from .core.routing import CONTROL, REPLY, route
 from .execution import Executor, Sink
 
-__all__ = ["Dispatcher"]
+__all__ = ["CONNECTION_OPTIONS", "Dispatcher", "configure"]
 
 log = logging.getLogger("liaison.dispatch")
+
+# configure's options and their values; the first value is the default.
+CONNECTION_OPTIONS: dict[str, tuple[str, ...]] = {"pushes": ("after-reply", "immediate")}
 
 
 class Dispatcher:
@@ -61,7 +65,35 @@ class Dispatcher:
     def list_commands(self, request: Request, sink: Sink) -> None:
         sink.send(success_reply(request, describe_commands()))
 
+    def configure_connection(self, request: Request, sink: Sink) -> None:
+        try:
+            options = configure(sink, request.kwargs)
+        except InvalidArguments as error:
+            sink.send(request_error_reply(request, error))
+            return
+        sink.send(success_reply(request, options))
+
     def shutdown(self, request: Request, sink: Sink) -> None:
         sink.send(success_reply(request, True))
         log.info("shutdown requested by a client")
         self.request_stop()
+
+
+def configure(sink: Sink, options: dict[str, Any]) -> dict[str, str]:
+    """Apply ``configure``'s options to the connection; return all of its options.
+
+    Raises InvalidArguments, naming the option or value, before changing anything.
+    """
+    for name, value in options.items():
+        values = CONNECTION_OPTIONS.get(name)
+        if values is None:
+            raise InvalidArguments(
+                f"configure: unknown option {name!r}; valid: {', '.join(CONNECTION_OPTIONS)}"
+            )
+        if value not in values:
+            raise InvalidArguments(
+                f"configure: {name} must be one of {', '.join(map(repr, values))}, got {value!r}"
+            )
+    if "pushes" in options:
+        sink.set_immediate_pushes(options["pushes"] == "immediate")
+    return {"pushes": "immediate" if sink.immediate_pushes else "after-reply"}

@@ -42,17 +42,31 @@ class Sink(Protocol):
     """Where a job's messages go: one client connection.
 
     ``data`` is JSON text as bytes, or a binary frame as a bytearray (core.frames.Frame).
+    Every method may be called from any thread and never blocks.
     """
 
     @property
     def id(self) -> int:
         """Tells this connection from every other one of the process (keys its jobs)."""
 
+    immediate_pushes: bool  # see push_unsolicited
+
     def send(self, data: bytes | bytearray) -> None:
-        """Queue the final reply to one of the client's messages; any thread, never blocks."""
+        """Queue the final reply to one of the client's messages."""
 
     def push(self, data: bytes | bytearray) -> None:
-        """Queue any other message (progress, partial, pushed); any thread, never blocks."""
+        """Queue a message of a running command of this client (progress, partial)."""
+
+    def push_unsolicited(self, data: bytes | bytearray) -> None:
+        """Queue a message no command of this client asked for (``liaison.send``).
+
+        Unless the client opted in to immediate pushes (:meth:`set_immediate_pushes`),
+        it waits until none of the client's messages awaits its reply: liaison 1.0
+        clients read ``evt.id`` of every message while a call is pending.
+        """
+
+    def set_immediate_pushes(self, immediate: bool) -> None:
+        """Send unsolicited messages at once (True) or hold them as above (False)."""
 
 
 class Interrupted(BaseException):
@@ -178,6 +192,11 @@ class Executor:
         self._async_lock = threading.Lock()
         self.stopping = threading.Event()
         self._serving = threading.Event()  # run_forever has begun
+
+    @property
+    def serving(self) -> bool:
+        """True once :meth:`run_forever` has begun; no command runs before."""
+        return self._serving.is_set()
 
     # -- intake (any thread) ------------------------------------------------------------
 

@@ -40,7 +40,9 @@ class Liaison:
         """Push ``message`` (JSON-encoded unless a str) to every client.
 
         ``to="sender"`` sends it only to the client whose command is running (raises
-        LookupError outside a command).
+        LookupError outside a command). A client with a command awaiting its reply gets
+        the message after that reply, unless it opted in to immediate pushes
+        (docs/protocol.md, "Pushed messages").
         """
         data = message.encode() if isinstance(message, str) else dumps(message)
         if to is None:
@@ -49,7 +51,7 @@ class Liaison:
             job = current_job.get()
             if job is None:
                 raise LookupError("send(to='sender') called outside a command")
-            job.sink.push(data)
+            job.sink.push_unsolicited(data)
         else:
             raise ValueError(f"to must be None or 'sender', got {to!r}")
 

@@ -227,7 +227,18 @@ export async function openSocket(url: string, options: ConnectOptions = {}): Pro
  */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<Liaison> {
   const { socket, url: safe } = await openSocket(url, options);
-  return new Liaison(socket, { url: safe, timeout: options.timeout });
+  const liaison = new Liaison(socket, { url: safe, timeout: options.timeout });
+  await receivePushesAtOnce(liaison);
+  return liaison;
+}
+
+/**
+ * @internal Ask the liaison to send pushed messages at once. This client routes them by tag
+ * whenever they come, so it need not have them held until its calls' replies, as liaison 1.0
+ * clients do. A liaison that does not know `configure` sends them at once anyway.
+ */
+export async function receivePushesAtOnce(liaison: Liaison): Promise<void> {
+  await liaison.call("configure", [], { pushes: "immediate" }).catch(() => undefined);
 }
 
 /** One connection to a liaison. Make it with {@link connect} (or `spawnLiaison` in Node). */
@@ -334,6 +345,14 @@ export class Liaison {
   /** `{name: {args, doc}}` for every command the liaison knows. */
   commands(options: CallOptions = {}): Promise<Record<string, { args: string[]; doc: string }>> {
     return this.call("commands", [], {}, options);
+  }
+
+  /**
+   * Sets options of this connection (`{pushes: "immediate"}` or `"after-reply"`); resolves
+   * with all of them. `connect` and `spawnLiaison` set `pushes: "immediate"`.
+   */
+  configure(connectionOptions: Record<string, string>, options: CallOptions = {}): Promise<Record<string, string>> {
+    return this.call("configure", [], connectionOptions, options);
   }
 
   /** Asks the liaison to stop (command `shutdown`); resolves `true`. The connection then closes. */

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { Liaison, openSocket, type ConnectOptions } from "./client.js";
+import { Liaison, openSocket, receivePushesAtOnce, type ConnectOptions } from "./client.js";
 import { LiaisonError, SpawnError } from "./errors.js";
 import { START_MARKER } from "./index.js";
 
@@ -233,7 +233,8 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
           }
           settled = true;
           clearTimeout(timer);
-          resolve(new SpawnedLiaison(socket, { url: safe, timeout: options.callTimeout }, child, { token, host, port, exited, stderr: tail }));
+          const liaison = new SpawnedLiaison(socket, { url: safe, timeout: options.callTimeout }, child, { token, host, port, exited, stderr: tail });
+          void receivePushesAtOnce(liaison).then(() => resolve(liaison));
         },
         (e: LiaisonError) => {
           fail(new SpawnError(e.type === "TimeoutError" ? "TimeoutError" : "SpawnError", withStderr(`the liaison (${command}) started, but: ${e.message}`), { cause: e }));

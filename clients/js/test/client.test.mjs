@@ -11,6 +11,7 @@ let server;
 let url;
 let handler = () => {};
 const lastRequest = {};
+const configured = []; // what each connection sent with `configure`, in order
 
 before(async () => {
   server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
@@ -22,6 +23,11 @@ before(async () => {
     }
     ws.on("message", (data, isBinary) => {
       const msg = isBinary ? { binaryFrame: data } : JSON.parse(String(data));
+      if (msg.command?.command === "configure") {
+        configured.push(msg.command.kwargs);
+        reply(ws, msg, msg.command.kwargs);
+        return;
+      }
       handler(msg, ws);
     });
   });
@@ -297,4 +303,18 @@ test("the browser entry uses no Node built-ins", () => {
     for (const [, spec] of code.matchAll(/\bfrom\s+["']([^"']+)["']/g)) assert.match(spec, /^\.\/(?!node\.js)/, `${f} imports ${spec}`);
     assert.doesNotMatch(code, /["']node:|\brequire\(|\bprocess\.|\bBuffer\./, f);
   }
+});
+
+test("connect asks for pushed messages at once, before any call", async () => {
+  configured.length = 0;
+  const seen = [];
+  handler = (msg, ws) => {
+    seen.push(msg.command.command);
+    reply(ws, msg, "pong");
+  };
+  const l = await connect(url);
+  assert.deepEqual(configured, [{ pushes: "immediate" }]);
+  assert.equal(await l.ping(), "pong");
+  assert.deepEqual(seen, ["ping"]);
+  await l.close();
 });

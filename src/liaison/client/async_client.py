@@ -28,12 +28,27 @@ from websockets.typing import Origin
 from ..core.encoding import dumps
 from ..core.errors import InvalidMessage
 from ..core.frames import decode_frame, encode_frame
-from .errors import CallTimeout, ClientError, ConnectFailed, ConnectionLost, remote_error
+from .errors import (
+    CallTimeout,
+    ClientError,
+    ConnectFailed,
+    ConnectionLost,
+    RemoteError,
+    remote_error,
+)
 
 if TYPE_CHECKING:
     import subprocess
 
-__all__ = ["AsyncClient", "Callback", "ChildProcess", "Opening", "connect_async", "open_websocket"]
+__all__ = [
+    "AsyncClient",
+    "Callback",
+    "ChildProcess",
+    "Opening",
+    "connect_async",
+    "connect_client",
+    "open_websocket",
+]
 
 log = logging.getLogger("liaison.client")
 
@@ -239,6 +254,12 @@ class AsyncClient:
         result: dict[str, Any] = await self.call("commands")
         return result
 
+    async def configure(self, **options: str) -> dict[str, str]:
+        """Set options of this connection (``pushes="immediate"`` or ``"after-reply"``);
+        returns all of them. The client sets ``pushes="immediate"`` when it connects."""
+        result: dict[str, str] = await self.call("configure", (), options)
+        return result
+
     async def cancel(self, id: str) -> bool:
         """Cancel this connection's call ``id``; True if it was queued or running.
 
@@ -389,6 +410,23 @@ class AsyncClient:
                 log.exception("a handler of pushed %r messages raised", tag)
 
 
+async def connect_client(
+    url: str,
+    token: str | None,
+    timeout: float | None,
+    origin: str | None = None,
+    max_size: int | None = None,
+) -> AsyncClient:
+    """Connect and opt in to pushed messages at once; raises ConnectFailed."""
+    client = AsyncClient(await open_websocket(url, token, timeout, origin, max_size), url, token)
+    # This client routes pushed messages by tag whenever they come, so it need not have
+    # them held until its calls' replies, as liaison 1.0 clients do. A liaison that does
+    # not know `configure` (2.0.0) sends them at once anyway.
+    with contextlib.suppress(RemoteError):
+        await client.call("configure", (), {"pushes": "immediate"})
+    return client
+
+
 async def open_websocket(
     url: str,
     token: str | None,
@@ -465,7 +503,6 @@ def connect_async(
     """
 
     async def open() -> AsyncClient:
-        websocket = await open_websocket(url, token, timeout, origin, max_size)
-        return AsyncClient(websocket, url, token)
+        return await connect_client(url, token, timeout, origin, max_size)
 
     return Opening(open)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from ..constants import START_MARKER
-from .async_client import AsyncClient, Opening, open_websocket
+from .async_client import AsyncClient, Opening, connect_client
 from .errors import SpawnError
 from .sync_client import Client, open_client
 
@@ -177,9 +177,7 @@ def spawn(
         url = child.wait_started(timeout)
 
         async def opening() -> AsyncClient:
-            client = AsyncClient(
-                await open_websocket(url, child.token, timeout, None, None), url, child.token
-            )
+            client = await connect_client(url, child.token, timeout)
             client.child = child
             return client
 
@@ -204,9 +202,7 @@ def spawn_async(
         child = await asyncio.to_thread(start_child, python, address, env, cwd, args)
         try:
             url = await asyncio.to_thread(child.wait_started, timeout)
-            client = AsyncClient(
-                await open_websocket(url, child.token, timeout, None, None), url, child.token
-            )
+            client = await connect_client(url, child.token, timeout)
         except BaseException:
             await asyncio.to_thread(child.stop, False)
             raise

@@ -18,7 +18,7 @@ from collections.abc import Coroutine, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .async_client import AsyncClient, Callback, open_websocket
+from .async_client import AsyncClient, Callback, connect_client
 
 __all__ = ["Client", "connect", "open_client"]
 
@@ -156,6 +156,10 @@ class Client:
         """Cancel this connection's call ``id``; True if it was queued or running."""
         return self._portal.run(self._client.cancel(id))
 
+    def configure(self, **options: str) -> dict[str, str]:
+        """Set options of this connection; see :meth:`AsyncClient.configure`."""
+        return self._portal.run(self._client.configure(**options))
+
     def shutdown(self) -> bool:
         """Stop the liaison gracefully (the connection then closes)."""
         return self._portal.run(self._client.shutdown())
@@ -219,6 +223,6 @@ def connect(
     """
 
     async def opening() -> AsyncClient:
-        return AsyncClient(await open_websocket(url, token, timeout, origin, max_size), url, token)
+        return await connect_client(url, token, timeout, origin, max_size)
 
     return open_client(opening())

@@ -28,7 +28,10 @@ class Command:
     """
 
     # A plain class, as Request: a dataclass costs start-up time to build.
-    __slots__ = ("control", "doc", "handler", "method", "name", "parameters")
+    __slots__ = (
+        "control", "doc", "handler", "method", "name", "parameters", "positional_count",
+        "takes_kwargs",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -46,6 +49,9 @@ class Command:
         self.control = control
         self.handler = handler
         self.method = name if method is None else method
+        # What control commands' arity checks need (the Companion checks ordered ones).
+        self.positional_count = sum(1 for p in parameters if not p.startswith("*"))
+        self.takes_kwargs = any(p.startswith("**") for p in parameters)
 
     def __repr__(self) -> str:
         kind = "control" if self.control else "ordered"
@@ -107,6 +113,10 @@ COMMANDS: dict[str, Command] = {
         ),
         _control("commands", (), "list_commands", "List every command with its arguments."),
         _control("shutdown", (), "shutdown", "Reply, then stop the liaison gracefully."),
+        _control(
+            "configure", ("**options",), "configure_connection",
+            'Set options of this connection: pushes="immediate" sends pushed messages at once.',
+        ),
     )
 }  # fmt: skip
 

@@ -50,7 +50,9 @@ def route(data: str | bytes, companion: Companion) -> Route:
     if command is None:
         return REPLY, request_error_reply(request, unknown_command(request.command))
     if command.control:
-        if len(request.args) != len(command.parameters) or request.kwargs:
+        if len(request.args) != command.positional_count or (
+            request.kwargs and not command.takes_kwargs
+        ):
             return REPLY, request_error_reply(request, _control_arity_error(request))
         return CONTROL, request
     try:

@@ -35,6 +35,11 @@ MessageHandler = Callable[[str | bytes, "Connection"], None]
 # client that pipelines requests with large replies and never reads holds bounded memory.
 OUTBOX_HIGH_WATER_BYTES = 16 * 2**20
 
+# Pushed messages held for a client until its pending replies are out (see
+# Connection.push_unsolicited), in messages and bytes; past either, they are sent at once.
+HELD_PUSHES_MAX = 1024
+HELD_PUSHES_MAX_BYTES = OUTBOX_HIGH_WATER_BYTES
+
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux only
 
 
@@ -76,6 +81,11 @@ class Connection:
     the wire, or ``OUTBOX_HIGH_WATER_BYTES`` wait to be sent, so a client that floods
     holds bounded memory; a client that stops reading while messages are pushed to it
     is disconnected (1008) once its outbox overflows.
+
+    Unsolicited pushes (``liaison.send``) are held while any of the client's messages
+    awaits its reply, and follow that reply in order, unless the client opted in to
+    immediate pushes; past ``HELD_PUSHES_MAX`` messages or ``HELD_PUSHES_MAX_BYTES``
+    they are sent at once rather than lost.
     """
 
     _ids = itertools.count(1)
@@ -102,6 +112,9 @@ class Connection:
         self._turn_end_pending = False
         self._corked = False
         self._socket: Any = ws.transport.get_extra_info("socket") if _TCP_CORK else None
+        self.immediate_pushes = False
+        self._held: collections.deque[bytes | bytearray] = collections.deque()
+        self._held_bytes = 0
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} from {self.ws.remote_address}>"
@@ -119,12 +132,43 @@ class Connection:
             # reader sends it next, past the outbox (~100 bytecodes less per message).
             self._unanswered -= 1
             self._reply_now = data
+            if self._held and not self._unanswered:
+                self._release_held()  # after _reply_now: the reader sends that first
         else:
             self._call(self._enqueue_reply, data)
 
     def push(self, data: bytes | bytearray) -> None:
-        """Queue a message that is no reply: progress, partial, pushed (any thread)."""
+        """Queue a message of a running command: progress, partial (any thread)."""
         self._call(self._enqueue, data)
+
+    def push_unsolicited(self, data: bytes | bytearray) -> None:
+        """Queue a message no command asked for (``liaison.send``; any thread)."""
+        self._call(self._enqueue_or_hold, data)
+
+    def set_immediate_pushes(self, immediate: bool) -> None:
+        """Opt in (True) or out of receiving unsolicited pushes at once (loop thread)."""
+        self.immediate_pushes = immediate
+        if immediate:
+            self._release_held()
+
+    def _enqueue_or_hold(self, data: bytes | bytearray) -> None:
+        if self.immediate_pushes or not (self._unanswered or self._held):
+            self._enqueue(data)
+            return
+        # A liaison 1.0 client reads evt.id of every message while a call is pending:
+        # a push then would throw in it. It gets the push after its pending replies.
+        self._held.append(data)
+        self._held_bytes += len(data)
+        if len(self._held) > HELD_PUSHES_MAX or self._held_bytes > HELD_PUSHES_MAX_BYTES:
+            log.warning("%r: too many pushed messages held for a pending reply: sending them"
+                        " now", self)  # fmt: skip
+            self._release_held()
+
+    def _release_held(self) -> None:
+        held = self._held
+        while held:
+            self._enqueue(held.popleft())
+        self._held_bytes = 0
 
     def _call(self, method: Callable[[bytes | bytearray], None], data: bytes | bytearray) -> None:
         if threading.get_ident() == self._loop_thread:
@@ -135,6 +179,8 @@ class Connection:
     def _enqueue_reply(self, data: bytes | bytearray) -> None:
         self._unanswered -= 1
         self._enqueue(data)
+        if self._held and not self._unanswered:
+            self._release_held()
 
     def _enqueue(self, data: bytes | bytearray) -> None:
         if self.closed:
@@ -355,7 +401,7 @@ class WebSocketTransport:
 
     def _broadcast(self, data: bytes) -> None:
         for connection in list(self.connections):
-            connection.push(data)
+            connection.push_unsolicited(data)
 
     async def close(self) -> None:
         """Stop listening and close every connection (1001 going away)."""
