@@ -23,6 +23,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import LiaisonProcess, RawClient, spawn_liaison
+from inprocess import InProcessLiaison, message
+from liaison.security import check_handshake
+from liaison.settings import Settings
 
 TOKEN = "s3cr3t+/=&Tok"  # characters that must be URL-encoded, to test the query form
 TOKEN_QUERY = "/?token=" + quote(TOKEN, safe="")
@@ -85,66 +88,90 @@ def restricted() -> Iterator[LiaisonProcess]:
 
 
 # -- Origin ---------------------------------------------------------------------------
+# The policy is a pure function (security.check_handshake), tested case by case by plain
+# calls; the real liaison shows each rule is applied before the upgrade.
+
+FOREIGN_ORIGINS = [
+    "https://evil.example",
+    "http://localhost.evil.example",
+    "http://127.0.0.1.evil.example",
+    "http://10.0.0.1",
+    "http://192.168.1.10:8080",
+    "http://[::2]",
+    "https://evil.example/http://localhost",
+    "ws://evil.example",
+    "http://localhost@evil.example",
+    "not a url",
+]
+LOCAL_ORIGINS = [
+    None,
+    "null",
+    "file://",
+    "http://localhost:5173",
+    "http://LOCALHOST:5173",
+    "http://127.0.0.1",
+    "http://127.0.0.2:8080",
+    "https://[::1]:3000",
+    "http://[::1]:3000",
+]
+LOOPBACK = Settings(host="127.0.0.1", port=8765)
+LOOPBACK_HOST = {"Host": "127.0.0.1:8765"}
 
 
-@pytest.mark.parametrize(
-    "origin",
-    [
-        "https://evil.example",
-        "http://localhost.evil.example",
-        "http://127.0.0.1.evil.example",
-        "http://10.0.0.1",
-        "http://192.168.1.10:8080",
-        "http://[::2]",
-        "https://evil.example/http://localhost",
-        "ws://evil.example",
-        "http://localhost@evil.example",
-        "not a url",
-    ],
-)
-def test_foreign_origins_are_refused_before_the_upgrade(
-    liaison: LiaisonProcess, origin: str
-) -> None:
-    assert handshake(liaison.url, origin=origin) == 403
+def policy(settings: Settings, headers: dict[str, str], path: str = "/") -> int:
+    """The status check_handshake gives: 101 when the handshake may proceed."""
+    refusal = check_handshake(settings, path, headers)
+    return 101 if refusal is None else int(refusal[0])
+
+
+def with_origin(origin: str | None) -> dict[str, str]:
+    return {**LOOPBACK_HOST, **({} if origin is None else {"Origin": origin})}
+
+
+@pytest.mark.parametrize("origin", FOREIGN_ORIGINS)
+def test_foreign_origins_are_refused(origin: str) -> None:
+    assert check_handshake(LOOPBACK, "/", with_origin(origin)) == (403, "Origin not allowed")
+
+
+@pytest.mark.parametrize("origin", LOCAL_ORIGINS)
+def test_local_origins_and_none_are_let_in(origin: str | None) -> None:
+    assert policy(LOOPBACK, with_origin(origin)) == 101
+
+
+def test_the_liaison_refuses_a_foreign_origin_before_the_upgrade(liaison: LiaisonProcess) -> None:
+    assert handshake(liaison.url, origin="https://evil.example") == 403
     assert "Origin not allowed" in liaison.stderr_text()
-
-
-@pytest.mark.parametrize(
-    "origin",
-    [
-        None,
-        "null",
-        "file://",
-        "http://localhost:5173",
-        "http://LOCALHOST:5173",
-        "http://127.0.0.1",
-        "http://127.0.0.2:8080",
-        "https://[::1]:3000",
-        "http://[::1]:3000",
-    ],
-)
-def test_local_origins_and_none_are_let_in(liaison: LiaisonProcess, origin: str | None) -> None:
-    assert handshake(liaison.url, origin=origin) == 101
+    assert handshake(liaison.url, origin="http://localhost:5173") == 101
+    assert handshake(liaison.url) == 101
 
 
 def test_allow_origin_is_an_exact_match() -> None:
+    settings = LOOPBACK._replace(allowed_origins=frozenset({"https://app.example"}))
+    assert policy(settings, with_origin("https://app.example")) == 101
+    assert policy(settings, with_origin("https://app.example/")) == 101
+    for near_miss in (
+        "http://app.example",
+        "https://app.example:8443",
+        "https://app.example.evil.example",
+        "https://evil.app.example",
+    ):
+        assert policy(settings, with_origin(near_miss)) == 403, near_miss
+    assert policy(settings, with_origin("http://localhost:3000")) == 101  # defaults stay
+
+
+def test_allow_origin_from_the_command_line() -> None:
     process = spawn_liaison("--allow-origin", "https://app.example")
     try:
         assert handshake(process.url, origin="https://app.example") == 101
-        assert handshake(process.url, origin="https://app.example/") == 101
-        for near_miss in (
-            "http://app.example",
-            "https://app.example:8443",
-            "https://app.example.evil.example",
-            "https://evil.app.example",
-        ):
-            assert handshake(process.url, origin=near_miss) == 403, near_miss
-        assert handshake(process.url, origin="http://localhost:3000") == 101  # defaults stay
+        assert handshake(process.url, origin="https://evil.app.example") == 403
     finally:
         process.stop()
 
 
 def test_allow_origin_star_lets_every_origin_in_but_keeps_the_host_check() -> None:
+    settings = LOOPBACK._replace(allowed_origins=frozenset({"*"}))
+    assert policy(settings, with_origin("https://evil.example")) == 101
+    assert policy(settings, {"Host": "evil.example:8765"}) == 403
     process = spawn_liaison("--allow-origin", "*")
     try:
         assert handshake(process.url, origin="https://evil.example") == 101
@@ -158,22 +185,27 @@ def test_allow_origin_star_lets_every_origin_in_but_keeps_the_host_check() -> No
 
 @pytest.mark.parametrize(
     "host",
-    ["evil.example:{port}", "evil.example", "127.0.0.1.evil.example:{port}",
-     "localhost.evil.example:{port}", "10.0.0.1:{port}", "[::2]:{port}", ""],
+    ["evil.example:8765", "evil.example", "127.0.0.1.evil.example:8765",
+     "localhost.evil.example:8765", "10.0.0.1:8765", "[::2]:8765", ""],
 )  # fmt: skip
-def test_a_foreign_host_header_is_refused(liaison: LiaisonProcess, host: str) -> None:
-    status = raw_handshake(liaison.port, {"Host": host.format(port=liaison.port)})
-    assert status in (403, 421)
+def test_a_foreign_host_header_is_refused(host: str) -> None:
+    assert policy(LOOPBACK, {"Host": host}) == 403
 
 
-def test_a_request_without_host_header_is_refused(liaison: LiaisonProcess) -> None:
+def test_a_request_without_host_header_is_refused() -> None:
+    assert policy(LOOPBACK, {}) == 403
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:8765", "[::1]:8765",
+                                  "127.0.0.9", "LOCALHOST:8765"])  # fmt: skip
+def test_loopback_host_headers_are_let_in(host: str) -> None:
+    assert policy(LOOPBACK, {"Host": host}) == 101
+
+
+def test_the_liaison_checks_the_host_header(liaison: LiaisonProcess) -> None:
+    assert raw_handshake(liaison.port, {"Host": f"evil.example:{liaison.port}"}) == 403
     assert raw_handshake(liaison.port, {}) in (400, 403, 421)
-
-
-@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}",
-                                  "127.0.0.9", "LOCALHOST:{port}"])  # fmt: skip
-def test_loopback_host_headers_are_let_in(liaison: LiaisonProcess, host: str) -> None:
-    assert raw_handshake(liaison.port, {"Host": host.format(port=liaison.port)}) == 101
+    assert raw_handshake(liaison.port, {"Host": f"localhost:{liaison.port}"}) == 101
 
 
 def test_rebinding_is_refused_even_from_an_allowed_looking_origin(
@@ -203,21 +235,30 @@ def test_the_token_is_accepted_in_the_query_and_as_a_bearer_header(
         client.close()
 
 
-def test_a_missing_token_is_401_and_a_wrong_one_403(token_liaison: LiaisonProcess) -> None:
-    url = token_liaison.url
-    assert handshake(url) == 401
-    assert handshake(url + "/?token=") == 401
-    assert handshake(url + "/?token=wrong") == 403
-    assert handshake(url + "/?token=" + quote(TOKEN[:-1], safe="")) == 403
-    assert handshake(url + "/?token=" + quote(TOKEN + "x", safe="")) == 403
-    assert handshake(url, additional_headers={"Authorization": "Bearer wrong"}) == 403
-    assert handshake(url, additional_headers={"Authorization": f"Basic {TOKEN}"}) == 401
+def test_a_missing_token_is_401_and_a_wrong_one_403() -> None:
+    settings = LOOPBACK._replace(token=TOKEN)
+    assert policy(settings, LOOPBACK_HOST, TOKEN_QUERY) == 101
+    assert policy(settings, {**LOOPBACK_HOST, "Authorization": f"Bearer {TOKEN}"}) == 101
+    assert policy(settings, LOOPBACK_HOST) == 401
+    assert policy(settings, LOOPBACK_HOST, "/?token=") == 401
+    assert policy(settings, LOOPBACK_HOST, "/?token=wrong") == 403
+    assert policy(settings, LOOPBACK_HOST, "/?token=" + quote(TOKEN[:-1], safe="")) == 403
+    assert policy(settings, LOOPBACK_HOST, "/?token=" + quote(TOKEN + "x", safe="")) == 403
+    assert policy(settings, {**LOOPBACK_HOST, "Authorization": "Bearer wrong"}) == 403
+    assert policy(settings, {**LOOPBACK_HOST, "Authorization": f"Basic {TOKEN}"}) == 401
 
 
-def test_a_token_does_not_excuse_a_foreign_origin_or_host(token_liaison: LiaisonProcess) -> None:
-    assert handshake(token_liaison.url + TOKEN_QUERY, origin="https://evil.example") == 403
-    headers = {"Host": "evil.example", "Authorization": f"Bearer {TOKEN}"}
-    assert raw_handshake(token_liaison.port, headers) == 403
+def test_the_liaison_answers_401_without_its_token_and_403_with_a_wrong_one(
+    token_liaison: LiaisonProcess,
+) -> None:
+    assert handshake(token_liaison.url) == 401
+    assert handshake(token_liaison.url + "/?token=wrong") == 403
+
+
+def test_a_token_does_not_excuse_a_foreign_origin_or_host() -> None:
+    settings = LOOPBACK._replace(token=TOKEN)
+    assert policy(settings, with_origin("https://evil.example"), TOKEN_QUERY) == 403
+    assert policy(settings, {"Host": "evil.example", "Authorization": f"Bearer {TOKEN}"}) == 403
 
 
 def test_the_token_is_never_logged_echoed_or_inherited(token_liaison: LiaisonProcess) -> None:
@@ -415,61 +456,78 @@ REFERENCE_FORMS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def in_process() -> InProcessLiaison:
+    return InProcessLiaison()
+
+
 @pytest.mark.parametrize("target", HOSTILE_TARGETS)
 def test_hostile_targets_get_error_replies_in_every_command(
-    liaison: LiaisonProcess, target: str
+    in_process: InProcessLiaison, target: str
 ) -> None:
+    commands = [
+        ("get", [target]),
+        ("run", [target]),
+        ("run", [target, "true"]),
+        ("init", ["hostile", target]),
+        ("register", ["hostile", target]),
+        ("describe", [target]),
+        ("exists", [target]),
+        ("try", [target]),
+        ("names", []),
+    ]
+    replies = in_process.exchange(*[message(command, *args) for command, args in commands])
+    for (command, _), reply in zip(commands[:6], replies, strict=False):
+        assert error_type(reply) in REFUSALS, (command, reply)
+    exists, tried, names = (reply["response"] for reply in replies[6:])
+    assert exists is False and tried["success"] is False
+    assert "hostile" not in names
+
+
+def test_the_liaison_refuses_hostile_targets(liaison: LiaisonProcess) -> None:
     client = RawClient(liaison.url)
     try:
-        for command, args in [
-            ("get", [target]),
-            ("run", [target]),
-            ("run", [target, "true"]),
-            ("init", ["hostile", target]),
-            ("register", ["hostile", target]),
-            ("describe", [target]),
-        ]:
-            reply = client.ask(client.command(command, *args))
-            assert error_type(reply) in REFUSALS, (command, reply)
-        assert client.call("exists", target) is False
-        tried = client.call("try", target)
-        assert tried["success"] is False
-        assert "hostile" not in client.call("names")
+        for target in ("companion.__init__.__globals__", "liaison.send.__self__", "eval('1')"):
+            for command in ("get", "run", "describe"):
+                reply = client.ask(client.command(command, target))
+                assert error_type(reply) in REFUSALS, (command, target, reply)
+            assert client.call("exists", target) is False
+        message = client.command("run", "json:dumps", ["$companion.__init__.__globals__"])
+        assert error_type(client.ask(message)) in REFUSALS
     finally:
         client.close()
 
 
 @pytest.mark.parametrize("reference", REFERENCE_FORMS)
-def test_hostile_references_get_error_replies(liaison: LiaisonProcess, reference: str) -> None:
-    client = RawClient(liaison.url)
-    try:
-        for args, kwargs in [
-            ([reference], {}),
-            ([[reference]], {}),
-            ([{"nested": [reference]}], {}),
-            ([1], {"default": reference}),
-        ]:
-            message = client.command("run", "json:dumps", *args, kwargs=kwargs)
-            assert error_type(client.ask(message)) in REFUSALS, (args, kwargs)
-        reply = client.ask(client.command("init", "hostile", "builtins:list", [reference]))
-        assert error_type(reply) in REFUSALS
-    finally:
-        client.close()
+def test_hostile_references_get_error_replies(in_process: InProcessLiaison, reference: str) -> None:
+    forms = [([reference], {}), ([[reference]], {}), ([{"nested": [reference]}], {}),
+             ([1], {"default": reference})]  # fmt: skip
+    replies = in_process.exchange(
+        *[message("run", "json:dumps", *args, kwargs=kwargs) for args, kwargs in forms],
+        message("init", "hostile", "builtins:list", [reference]),
+    )
+    for reply in replies:
+        assert error_type(reply) in REFUSALS, reply
 
 
 @pytest.mark.parametrize("literal", ["$__import__('os')", "$os:system", "$ json", "$", "$a b"])
 def test_strings_that_are_no_reference_stay_literal_strings(
-    client: RawClient, literal: str
+    in_process: InProcessLiaison, literal: str
 ) -> None:
     # Liaison 1.0 left `$` strings that are not `$name.path` alone; they are never evaluated.
-    assert client.call("run", "builtins:str", literal) == literal
+    assert in_process.call("run", "builtins:str", literal) == literal
 
 
 @pytest.mark.parametrize("name", ["__builtins__", "__class__", "a.b", "", "f_globals"])
-def test_storing_under_a_dunder_or_dotted_name_is_refused(client: RawClient, name: str) -> None:
-    for command, args in [("store", [name, 1]), ("register", [name, "json:dumps"]),
-                          ("init", [name, "builtins:dict"])]:  # fmt: skip
-        assert error_type(client.ask(client.command(command, *args))) == "InvalidArguments"
+def test_storing_under_a_dunder_or_dotted_name_is_refused(
+    in_process: InProcessLiaison, name: str
+) -> None:
+    replies = in_process.exchange(
+        message("store", name, 1),
+        message("register", name, "json:dumps"),
+        message("init", name, "builtins:dict"),
+    )
+    assert [error_type(reply) for reply in replies] == ["InvalidArguments"] * 3
 
 
 # -- Limits --------------------------------------------------------------------------------

@@ -298,6 +298,10 @@ class Executor:
             if job is not None:
                 job.fail(Stopping().reply_error(job))
 
+    def stop_when_idle(self) -> None:
+        """Ask :meth:`run_forever` to return once the ordered jobs queued so far have run."""
+        self._queue.put(None)
+
     def stop(self) -> None:
         """Ask :meth:`run_forever` to return soon, interrupting the running command."""
         if self.stopping.is_set():
