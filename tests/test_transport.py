@@ -14,7 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from liaison.settings import Settings
-from liaison.transports.websocket_server import Connection, WebSocketTransport
+from liaison.transports.websocket_server import Connection, ConnectionState, WebSocketTransport
 
 Handler = Callable[[str | bytes, Connection], None]
 
@@ -141,6 +141,36 @@ def test_connections_beyond_the_limit_get_503() -> None:
                     async with connect(url):
                         pass
                 assert refused.value.response.status_code == 503
+        finally:
+            await transport.close()
+
+    run(test)
+
+
+def test_a_connection_is_open_until_its_client_leaves_then_closed_and_drops_sends() -> None:
+    connections: list[Connection] = []
+
+    def keep(data: str | bytes, connection: Connection) -> None:
+        connections.append(connection)
+        reply_to(data, connection)
+
+    async def test() -> None:
+        transport, url = await serving(keep)
+        try:
+            async with connect(url) as client:
+                await client.send("1")
+                await replies(client, 1)
+                (connection,) = connections
+                assert connection.state is ConnectionState.OPEN and not connection.closed
+
+            async def closed() -> None:  # the server's side of the close: its writer ends
+                while connection.state is not ConnectionState.CLOSED:
+                    await asyncio.sleep(0)
+
+            await asyncio.wait_for(closed(), 10)
+            assert connection.closed and connection not in transport.connections
+            connection.send(b'{"late": true}')  # dropped, no error
+            connection.push_unsolicited(b'{"late": true}')
         finally:
             await transport.close()
 
