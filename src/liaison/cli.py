@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--allow-origin", action="append", metavar="ORIGIN",
-        help="also accept WebSocket connections from this exact origin; '*' accepts all",
+        help="also accept WebSocket connections from this exact origin: 'null' (sandboxed "
+        "frames, local files in browsers) and 'file://' (Electron pages) are refused "
+        "unless given; '*' accepts all",
     )  # fmt: skip
     parser.add_argument(
         "--allow-module", action="append", metavar="NAME",

@@ -16,8 +16,9 @@ class Settings(NamedTuple):
 
     - ``host``, ``port``: the address to bind exactly; port 0 picks a free port.
     - ``token``: if set, clients must present it (``?token=`` or ``Authorization: Bearer``).
-    - ``allowed_origins``: origins let in beside the defaults (no Origin, ``null``,
-      ``file://``, loopback hosts); ``"*"`` lets in every origin.
+    - ``allowed_origins``: origins let in beside the defaults (no Origin, http(s) on a
+      loopback host); ``"null"`` (sandboxed frames, local files in browsers) and
+      ``"file://"`` (Electron pages) get in only when listed; ``"*"`` lets in every origin.
     - ``allowed_modules``: if set, the only modules (with submodules) clients may import.
     - ``max_message_size``: bytes; larger incoming messages close the connection (1009).
     - ``max_connections``: open connections at most; ``None`` for no limit.

@@ -421,9 +421,12 @@ class WebSocketTransport:
                 return ws.respond(503, "too many connections\n")
             return None
         status, reason = refusal
-        log.warning(
+        # Info, not warning: launchers show stderr as errors, and a page probing ports is
+        # no error of the liaison's. The reason and Origin hold no secret.
+        origins = request.headers.get_all("Origin")
+        log.info(
             "refused a connection from %s: %s (Origin: %s)",
-            ws.remote_address, reason, request.headers.get("Origin"),
+            ws.remote_address, reason, ", ".join(origins) if origins else None,
         )  # fmt: skip
         return ws.respond(status, reason + "\n")
 
