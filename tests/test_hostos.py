@@ -210,7 +210,7 @@ for module, names in ((signal, ["SIGUSR1", "SIGUSR2", "SIGKILL", "SIGHUP", "pthr
 for name in ("fcntl", "termios", "resource", "grp"):
     sys.modules[name] = None
 import liaison.cli, liaison.runtime, liaison.io_thread, liaison.execution, liaison.hostos
-import liaison.gui, liaison.gui.tk, liaison.gui.qt, liaison.transports.websocket
+import liaison.gui, liaison.gui.tk, liaison.gui.qt, liaison.transports.websocket_server
 print(liaison.hostos.host_for("win32").interrupt)
 """
     done = subprocess.run(

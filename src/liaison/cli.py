@@ -27,7 +27,14 @@ if TYPE_CHECKING:
 
     from .io_thread import Transport, TransportHandlers
 
-__all__ = ["main", "parse_address", "parse_args", "settings_from_args"]
+__all__ = [
+    "UsageError",
+    "build_parser",
+    "main",
+    "parse_address",
+    "parse_args",
+    "settings_from_args",
+]
 
 
 class UsageError(Exception):
@@ -206,7 +213,7 @@ def _websocket_transport(settings: Settings, handlers: TransportHandlers) -> Tra
     from .lazy_import import imported_without
 
     with imported_without("importlib.metadata"):
-        from .transports.websocket import WebSocketTransport  # the websockets extra
+        from .transports.websocket_server import WebSocketTransport  # the websockets extra
 
     return WebSocketTransport(settings, handlers)
 

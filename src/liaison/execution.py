@@ -9,6 +9,7 @@ Replies leave through each job's :class:`Sink`, which must be thread-safe.
 from __future__ import annotations
 
 import asyncio
+import enum
 import inspect
 import logging
 import queue
@@ -18,16 +19,25 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .core import CancelledError as CancelledReply
-from .core import Companion, Request
-from .core import TimeoutError as TimeoutReply
+from .core import CommandCancelled, CommandTimedOut, Companion, Request
 from .core.replies import partial_message, progress_message, request_error_reply, success_reply
 from .hostos import HostOS, current_host, interrupt_main_thread
 
 if TYPE_CHECKING:
     from .gui import GuiLoop
 
-__all__ = ["Executor", "Job", "Sink", "current_job", "progress"]
+__all__ = [
+    "Cancelled",
+    "Executor",
+    "Interrupted",
+    "Job",
+    "JobState",
+    "Sink",
+    "Stopping",
+    "TimedOut",
+    "current_job",
+    "progress",
+]
 
 log = logging.getLogger("liaison.execution")
 
@@ -38,6 +48,10 @@ class Sink(Protocol):
     ``data`` is JSON text as bytes, or a binary frame as a bytearray (core.frames.Frame).
     Every method may be called from any thread and never blocks.
     """
+
+    @property
+    def id(self) -> int:
+        """Tells this connection from every other one of the process (keys its jobs)."""
 
     immediate_pushes: bool  # see push_unsolicited
 
@@ -63,7 +77,7 @@ class Interrupted(BaseException):
     """Raised inside a running command to stop it; a BaseException so `try` won't eat it."""
 
     def reply_error(self, job: Job) -> Exception:
-        return CancelledReply("the command was cancelled")
+        return CommandCancelled("the command was cancelled")
 
 
 class Cancelled(Interrupted):
@@ -72,15 +86,28 @@ class Cancelled(Interrupted):
 
 class TimedOut(Interrupted):
     def reply_error(self, job: Job) -> Exception:
-        return TimeoutReply(f"the command ran past its timeout of {job.request.timeout} s")
+        return CommandTimedOut(f"the command ran past its timeout of {job.request.timeout} s")
 
 
 class Stopping(Interrupted):
     def reply_error(self, job: Job) -> Exception:
-        return CancelledReply("the liaison is shutting down")
+        return CommandCancelled("the liaison is shutting down")
 
 
-QUEUED, RUNNING, DONE = "queued", "running", "done"
+class JobState(enum.Enum):
+    """A job's lifecycle: QUEUED -> RUNNING -> DONE, or QUEUED -> DONE if cancelled first.
+
+    Moved only under the job's lock: to RUNNING by the thread that runs it
+    (:meth:`Job.start`), to DONE by whichever thread replies first (:meth:`Job.finish`:
+    the runner, or a cancel, timeout or stop from another thread). Never moves back.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+QUEUED, RUNNING, DONE = JobState.QUEUED, JobState.RUNNING, JobState.DONE
 
 # Under a GUI loop an interrupt can land in a toolkit's callback, which swallows it
 # (prints it): it is sent again this often, in seconds, until the job ends.
@@ -115,7 +142,7 @@ class Job:
     def __init__(self, request: Request, sink: Sink) -> None:
         self.request = request
         self.sink = sink
-        self.state = QUEUED
+        self.state: JobState = QUEUED
         self.interrupt: type[Interrupted] | None = None
         self.thread: int | None = None
         self.task: tuple[asyncio.AbstractEventLoop, asyncio.Task[None]] | None = None
@@ -172,7 +199,7 @@ class Executor:
         self._host = host or current_host()
         self._gui: GuiLoop | None = None
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._jobs: dict[tuple[int, Any], Job] = {}
+        self._jobs: dict[tuple[int, Any], Job] = {}  # by (sink.id, request id)
         self._jobs_lock = threading.Lock()
         self._main_thread: int | None = None
         self._main_job: Job | None = None
@@ -191,7 +218,7 @@ class Executor:
 
     def submit(self, request: Request, sink: Sink) -> Job:
         job = Job(request, sink)
-        key = None if request.id is None else (id(sink), request.id)
+        key = None if request.id is None else (sink.id, request.id)
         if key is not None:
             with self._jobs_lock:
                 self._jobs[key] = job
@@ -223,7 +250,7 @@ class Executor:
     def cancel(self, sink: Sink, request_id: Any) -> bool:
         """Cancel the command ``request_id`` of this sink; True if it was queued or running."""
         with self._jobs_lock:
-            job = self._jobs.get((id(sink), request_id))
+            job = self._jobs.get((sink.id, request_id))
         return job is not None and self._interrupt(job, Cancelled)
 
     def _interrupt(self, job: Job, reason: type[Interrupted]) -> bool:
@@ -343,6 +370,10 @@ class Executor:
                 return
             if job is not None:
                 job.fail(Stopping().reply_error(job))
+
+    def stop_when_idle(self) -> None:
+        """Ask :meth:`run_forever` to return once the ordered jobs queued so far have run."""
+        self._queue.put(None)
 
     def stop(self) -> None:
         """Ask :meth:`run_forever` to return soon, interrupting the running command."""

@@ -22,10 +22,10 @@ from .core import Companion
 from .dispatch import Dispatcher
 from .execution import Executor, Stopping
 from .gui import GuiLoop, create_gui_loop
+from .handle import Liaison
 from .hostos import current_host
 from .io_thread import IOThread, TransportFactory, TransportHandlers
 from .output import StandardOutput
-from .server import Liaison
 from .settings import Settings
 
 __all__ = ["STOP_GRACE_SECONDS", "Runtime"]

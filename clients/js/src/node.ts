@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { Liaison, openSocket, receivePushesAtOnce, type ConnectOptions } from "./client.js";
-import { LiaisonError } from "./errors.js";
+import { LiaisonError, SpawnError } from "./errors.js";
 import { START_MARKER } from "./index.js";
 
 export * from "./index.js";
@@ -155,7 +155,7 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
     try {
       child = spawn(python, argv, { cwd: options.cwd, env, stdio: ["pipe", "pipe", "pipe"], windowsHide: true });
     } catch (e) {
-      reject(new LiaisonError("SpawnError", `cannot start the liaison (${command}): ${(e as Error).message}`, { cause: e }));
+      reject(new SpawnError("SpawnError", `cannot start the liaison (${command}): ${(e as Error).message}`, { cause: e }));
       return;
     }
     let stdout = "";
@@ -222,16 +222,16 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
     };
 
     const timer = setTimeout(() => {
-      fail(new LiaisonError("TimeoutError", withStderr(`the liaison (${command}) was not ready within ${timeout} ms`)));
+      fail(new SpawnError("TimeoutError", withStderr(`the liaison (${command}) was not ready within ${timeout} ms`)));
     }, timeout);
 
     child.once("error", (e) => {
-      fail(new LiaisonError("SpawnError", withStderr(`cannot start the liaison (${command}): ${e.message}`), { cause: e }));
+      fail(new SpawnError("SpawnError", withStderr(`cannot start the liaison (${command}): ${e.message}`), { cause: e }));
     });
     const onEnded = () => {
       if (settled) return;
       const how = exitSignal ? `was killed by ${exitSignal}` : `exited with code ${exitCode}`;
-      fail(new LiaisonError("SpawnError", withStderr(`the liaison (${command}) ${how} before it was ready`)));
+      fail(new SpawnError("SpawnError", withStderr(`the liaison (${command}) ${how} before it was ready`)));
     };
     // "close" comes once stderr is fully read; "exit" can come before it.
     child.once("close", onEnded);
@@ -255,7 +255,7 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
           void receivePushesAtOnce(liaison).then(() => resolve(liaison));
         },
         (e: LiaisonError) => {
-          fail(new LiaisonError(e.type === "TimeoutError" ? "TimeoutError" : "SpawnError", withStderr(`the liaison (${command}) started, but: ${e.message}`), { cause: e }));
+          fail(new SpawnError(e.type === "TimeoutError" ? "TimeoutError" : "SpawnError", withStderr(`the liaison (${command}) started, but: ${e.message}`), { cause: e }));
         },
       );
     };

@@ -13,14 +13,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..core.references import REF_KEY
 
-if TYPE_CHECKING:
-    from .async_client import AsyncClient
+__all__ = ["AsyncCaller", "Remote", "target_of", "unwrap", "wrap"]
 
-__all__ = ["Remote", "unwrap"]
+
+class AsyncCaller(Protocol):
+    """What a Remote needs of its client: an AsyncClient's ``call`` and ``release``.
+
+    A protocol rather than AsyncClient itself, which imports this module.
+    """
+
+    async def call(
+        self, command: str, args: Any = (), kwargs: Any = None, *, ref: Any = False
+    ) -> Any: ...
+
+    async def release(self, *references: Any) -> list[str]: ...
+
 
 Drive = Callable[[Coroutine[Any, Any, Any]], Any]
 
@@ -38,7 +49,7 @@ class Remote:
     __slots__ = ("_client", "_drive", "_reference", "_target")
 
     def __init__(
-        self, client: AsyncClient, drive: Drive, target: str, reference: dict[str, Any] | None
+        self, client: AsyncCaller, drive: Drive, target: str, reference: dict[str, Any] | None
     ) -> None:
         self._client = client
         self._drive = drive
@@ -106,7 +117,7 @@ class Remote:
         await self.release()
 
 
-def wrap(client: AsyncClient, drive: Drive, response: Any) -> Any:
+def wrap(client: AsyncCaller, drive: Drive, response: Any) -> Any:
     """``response`` of a call made with ``"ref"``: a Remote if it is a reference object."""
     if isinstance(response, dict) and isinstance(response.get(REF_KEY), str):
         return Remote(client, drive, response[REF_KEY], response)

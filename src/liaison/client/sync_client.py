@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from .async_client import AsyncClient, Callback, connect_client
 from .proxies import Remote
 
-__all__ = ["Client", "connect"]
+__all__ = ["Client", "connect", "open_client"]
 
 T = TypeVar("T")
 
@@ -98,6 +98,7 @@ class Client:
         on_progress: Callback | None = None,
         on_partial: Callback | None = None,
         binary: bool = False,
+        echo: bool = False,
         id: str | None = None,
         ref: bool | str = False,
     ) -> Any:
@@ -105,7 +106,8 @@ class Client:
         return self._portal.run(
             self._client.call(
                 command, args, kwargs, timeout=timeout, concurrent=concurrent,
-                on_progress=on_progress, on_partial=on_partial, binary=binary, id=id, ref=ref,
+                on_progress=on_progress, on_partial=on_partial, binary=binary, echo=echo, id=id,
+                ref=ref,
             )
         )  # fmt: skip
 
@@ -165,6 +167,10 @@ class Client:
     def cancel(self, id: str) -> bool:
         """Cancel this connection's call ``id``; True if it was queued or running."""
         return self._portal.run(self._client.cancel(id))
+
+    def configure(self, **options: str) -> dict[str, str]:
+        """Set options of this connection; see :meth:`AsyncClient.configure`."""
+        return self._portal.run(self._client.configure(**options))
 
     def shutdown(self) -> bool:
         """Stop the liaison gracefully (the connection then closes)."""

@@ -11,7 +11,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .errors import InvalidArguments, InvalidTarget, UnknownCommand
+from .commands import COMMANDS, unknown_command
+from .errors import InvalidArguments, InvalidTarget
 from .names import REFERENCE, Resolver
 from .references import References, needs_reference
 from .request import Request
@@ -33,19 +34,11 @@ class Companion:
         # Who sent the running command (its connection), for `release`; the execution
         # layer sets this, since only it knows which command runs on which thread.
         self.current_owner: Callable[[], Any] = lambda: None
-        # The names liaison 1.0 frontends send, mapped to the methods that serve them.
+        # The ordered commands of the table (core/commands.py), bound to their methods.
         self.commands: dict[str, Callable[..., Any]] = {
-            "get": self.resolve,
-            "exists": self.exists,
-            "init": self.initialize,
-            "run": self.call,
-            "try": self.attempt,
-            "register": self.register,
-            "store": self.store,
-            "ping": self.ping,
-            "names": self.names,
-            "describe": self.describe,
-            "release": self.release,
+            name: getattr(self, command.handler)
+            for name, command in COMMANDS.items()
+            if not command.control
         }
         self._signatures = {name: inspect.signature(f) for name, f in self.commands.items()}
         # Positional counts that need no Signature.bind (about 3 us) when there are no kwargs.
@@ -59,10 +52,7 @@ class Companion:
         """Raise UnknownCommand or InvalidArguments unless ``request`` can be executed."""
         signature = self._signatures.get(request.command)
         if signature is None:
-            raise UnknownCommand(
-                f"unknown command {request.command!r}; valid commands: "
-                + ", ".join(sorted(self.commands))
-            )
+            raise unknown_command(request.command)
         if not request.kwargs:
             least, most = self._positional_ranges[request.command]
             if least <= len(request.args) <= most:
@@ -170,7 +160,7 @@ class Companion:
         return name
 
     def ping(self) -> str:
-        """Return ``"pong"``: tells a client the liaison is alive."""
+        """Return ``"pong"`` (``run companion.ping``; the ``ping`` command is a control one)."""
         return "pong"
 
     def names(self) -> list[str]:
@@ -194,20 +184,6 @@ class Companion:
         from .describe import describe
 
         return describe(self.resolve(target), target)
-
-    def describe_commands(self) -> dict[str, dict[str, Any]]:
-        """Each command with its parameters and the first line of its doc."""
-        return {
-            name: {
-                "args": [
-                    ("*" if p.kind is p.VAR_POSITIONAL else "**" if p.kind is p.VAR_KEYWORD else "")
-                    + p.name
-                    for p in self._signatures[name].parameters.values()
-                ],
-                "doc": (inspect.getdoc(function) or "").split("\n")[0],
-            }
-            for name, function in self.commands.items()
-        }
 
 
 def _check_name(name: object) -> None:

@@ -24,7 +24,7 @@ from .encoding import NotPlainJSON, plain_json_default
 from .errors import NameNotFound
 from .names import REFERENCE_PREFIX
 
-__all__ = ["REF_KEY", "REPR_LIMIT", "References", "needs_reference"]
+__all__ = ["REF_KEY", "REPR_LIMIT", "References", "describe_reference", "needs_reference"]
 
 REF_KEY = "$ref"
 # A repr is a hint for humans and debuggers: bounded, so a large array stays large only

@@ -6,24 +6,9 @@ from typing import Any
 
 import orjson
 
-from .errors import InvalidMessage
+from .errors import InvalidMessage, json_type_name
 
 __all__ = ["RejectedMessage", "Request", "parse_frame", "parse_message"]
-
-_JSON_TYPE_NAMES = {
-    str: "string",
-    int: "number",
-    float: "number",
-    bool: "boolean",
-    list: "array",
-    dict: "object",
-    type(None): "null",
-}
-
-
-def json_type_name(value: object) -> str:
-    """The JSON name of a decoded value's type, for error messages."""
-    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
 
 
 class Request:

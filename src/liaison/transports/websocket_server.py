@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import enum
 import itertools
 import logging
 import socket
@@ -25,7 +26,7 @@ from ..io_thread import TransportHandlers
 from ..security import check_handshake
 from ..settings import Settings
 
-__all__ = ["Connection", "WebSocketTransport"]
+__all__ = ["Connection", "ConnectionState", "LoopInbox", "Outbox", "WebSocketTransport"]
 
 log = logging.getLogger("liaison.transport")
 
@@ -75,6 +76,39 @@ class LoopInbox:
             function(argument)
 
 
+class ConnectionState(enum.Enum):
+    """A connection's lifecycle: OPEN -> CLOSING -> CLOSED, moved on the I/O thread only.
+
+    To CLOSING when nothing more may be queued: the client left (the transport calls
+    ``close_outbox`` once the reader ends) or is disconnected for not reading
+    (``_enqueue``). To CLOSED by the writer when it stops: at the outbox's end mark, or
+    when the socket closes under it. Replies and pushes made after OPEN are dropped.
+    """
+
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+OPEN, CLOSING, CLOSED = ConnectionState.OPEN, ConnectionState.CLOSING, ConnectionState.CLOSED
+
+
+class Outbox(collections.deque[bytes | bytearray | None]):
+    """Messages waiting for the wire, oldest first, and ``nbytes``, their total size.
+
+    ``None`` is the end mark: the writer stops there. Filled by ``Connection._enqueue``
+    and drained by ``Connection._send_queued``, both on the I/O thread (other threads
+    reach ``_enqueue`` through the LoopInbox); one sender at a time keeps the order. A
+    deque subclass (append and popleft stay C calls): every reply passes through one.
+    """
+
+    __slots__ = ("nbytes",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nbytes = 0
+
+
 class Connection:
     """One client: a thread-safe outbox in front of a websockets connection.
 
@@ -96,29 +130,38 @@ class Connection:
         self.ws = ws
         self._inbox = inbox
         self._loop_thread = threading.get_ident()
+        self._state = OPEN
         # A deque and one future: asyncio.Queue costs ~10 Python calls per message.
-        self._outbox: collections.deque[bytes | bytearray | None] = collections.deque()
+        self._outbox = Outbox()
         self._outbox_filled: asyncio.Future[None] | None = None
+        # Who sends next, moved on the I/O thread only: the reader sets _handling around
+        # on_message, a reply made then lands in _reply_now and the reader sends it; any
+        # other send goes through the outbox, under _sending (reader or writer task).
         self._sending = False  # a task is sending: only one may be
-        self._finished = False  # the writer met the end-of-outbox mark
         self._handling = False  # the reader is in on_message
         self._reply_now: bytes | bytearray | None = None  # made while handling, unsent
         self._max_pending = max_pending
         self._unanswered = 0
-        self._queued_bytes = 0
         self._room = asyncio.Event()
         self._room.set()
-        self.closed = False
         self._read_this_turn = 0  # messages read in this turn of the event loop
         self._turn_end_pending = False
         self._corked = False
         self._socket: Any = ws.transport.get_extra_info("socket") if _TCP_CORK else None
         self.immediate_pushes = False
-        self._held: collections.deque[bytes | bytearray] = collections.deque()
-        self._held_bytes = 0
+        self._held = Outbox()  # unsolicited pushes waiting for the pending replies
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} from {self.ws.remote_address}>"
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def closed(self) -> bool:
+        """Nothing more is sent to this client."""
+        return self._state is not OPEN
 
     def send(self, data: bytes | bytearray) -> None:
         """Queue the final reply to a message this connection sent (any thread)."""
@@ -158,9 +201,10 @@ class Connection:
             return
         # A liaison 1.0 client reads evt.id of every message while a call is pending:
         # a push then would throw in it. It gets the push after its pending replies.
-        self._held.append(data)
-        self._held_bytes += len(data)
-        if len(self._held) > HELD_PUSHES_MAX or self._held_bytes > HELD_PUSHES_MAX_BYTES:
+        held = self._held
+        held.append(data)
+        held.nbytes += len(data)
+        if len(held) > HELD_PUSHES_MAX or held.nbytes > HELD_PUSHES_MAX_BYTES:
             log.warning("%r: too many pushed messages held for a pending reply: sending them"
                         " now", self)  # fmt: skip
             self._release_held()
@@ -168,8 +212,10 @@ class Connection:
     def _release_held(self) -> None:
         held = self._held
         while held:
-            self._enqueue(held.popleft())
-        self._held_bytes = 0
+            data = held.popleft()
+            assert data is not None  # held pushes have no end mark
+            self._enqueue(data)
+        held.nbytes = 0
 
     def _call(self, method: Callable[[bytes | bytearray], None], data: bytes | bytearray) -> None:
         if threading.get_ident() == self._loop_thread:
@@ -184,17 +230,18 @@ class Connection:
             self._release_held()
 
     def _enqueue(self, data: bytes | bytearray) -> None:
-        if self.closed:
+        if self._state is not OPEN:
             return
         if len(self._outbox) >= 4 * self._max_pending:
             log.warning("%r does not read its messages: disconnecting it", self)
-            self.closed = True
+            self._state = CLOSING
             asyncio.get_running_loop().create_task(
                 self.ws.close(1008, "client does not read its messages")
             )
             return
-        self._outbox.append(data)
-        self._queued_bytes += len(data)
+        outbox = self._outbox
+        outbox.append(data)
+        outbox.nbytes += len(data)
         self._wake_writer()
 
     def _wake_writer(self) -> None:
@@ -205,14 +252,14 @@ class Connection:
     def _crowded(self) -> bool:
         return (
             self._unanswered + len(self._outbox) >= self._max_pending
-            or self._queued_bytes >= OUTBOX_HIGH_WATER_BYTES
+            or self._outbox.nbytes >= OUTBOX_HIGH_WATER_BYTES
         )
 
     async def writer(self) -> None:
         """Send what others queue (replies from the main thread, pushes) until closed."""
         try:
             outbox = self._outbox
-            while not self._finished:
+            while self._state is not CLOSED:
                 while not outbox or self._sending:
                     self._outbox_filled = asyncio.get_running_loop().create_future()
                     await self._outbox_filled
@@ -221,7 +268,7 @@ class Connection:
         except ConnectionClosed:
             pass
         finally:
-            self.closed = True
+            self._state = CLOSED
             self._room.set()
 
     # Pipelined messages come many per read and are handled in one turn of the event
@@ -262,12 +309,12 @@ class Connection:
                 self._cork()
             while outbox:
                 data = outbox.popleft()
-                if data is None:
-                    self._finished = True
+                if data is None:  # the end mark
+                    self._state = CLOSED
                     return
                 # bytes are JSON text; a bytearray (core.frames.Frame) is a binary frame
                 await self.ws.send(data, text=not isinstance(data, bytearray))
-                self._queued_bytes -= len(data)
+                outbox.nbytes -= len(data)
                 if not self._room.is_set() and not self._crowded():
                     self._room.set()
         finally:
@@ -304,7 +351,9 @@ class Connection:
                 await self._room.wait()
 
     def close_outbox(self) -> None:
-        self.closed = True
+        """The client left: queue nothing more, and end the writer after what is queued."""
+        if self._state is OPEN:
+            self._state = CLOSING
         self._outbox.append(None)
         self._wake_writer()
 
