@@ -76,6 +76,7 @@ JS_ROWS = {
     "result_json": "js_f64_json_mbs",
     "args_binary": "js_args_bin_mbs",
     "args_json": "js_args_json_mbs",
+    "args_json_encode": "js_args_json_encode_mbs",
 }
 
 
@@ -110,6 +111,13 @@ def js_metrics(p: C.Params) -> list[Metric]:
         Metric(
             "js_args_json_mbs",
             f"8 MB float64 argument from JS client, JSON Array, echo off (median of {json_reps})",
+            "MB/s",
+            "higher",
+            digits=1,
+        ),
+        Metric(
+            "js_args_json_encode_mbs",
+            f"of which the JS client's JSON encoding of that message (median of {json_reps})",
             "MB/s",
             "higher",
             digits=1,
