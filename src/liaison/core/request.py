@@ -147,7 +147,7 @@ def parse_message(data: str | bytes | dict[str, Any]) -> Request:
     except InvalidMessage as error:
         safe_id = id if isinstance(id, (str, int, float)) or id is None else None
         raise RejectedMessage(error, message, safe_id) from None
-    if not isinstance(data, dict):
+    if (request.args or request.kwargs) and not isinstance(data, dict):  # else no walk
         request.literal = not may_hold_dollar(data)
     return request
 
@@ -163,6 +163,8 @@ def may_hold_dollar(
     million decoded values costs ~130 ms; the slower search for the escape (~12 ms for
     18 MB) runs only on a text holding a backslash.
     """
+    if type(text) is str and end is None:  # the common case, first: ~0.1 us for a ping
+        return "$" in text or ("\\" in text and "\\u0024" in text)
     spelling: Any  # the `$`, a backslash and the escape, in the text's own type
     if isinstance(text, str):
         spelling = _DOLLAR_TEXT
