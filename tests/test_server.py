@@ -64,6 +64,13 @@ def test_references_spelled_as_json_escapes_resolve_in_text_and_binary_frames(
         assert (reply["id"], reply["response"]) == (id, response), reply
 
 
+def test_a_function_gets_the_messages_own_arrays_as_in_1_0(client: RawClient) -> None:
+    message = client.command("run", "builtins:list.append", [1], 2)
+    reply = client.ask(message)
+    assert reply["response"] is None
+    assert reply["evt"]["command"]["args"] == ["builtins:list.append", [1, 2], 2]  # changed
+
+
 def test_results_are_json_for_json_parse(client: RawClient) -> None:
     client.call("run", "builtins:exec", "pass")  # the client may run what it likes...
     assert client.call("run", "numpy:arange", 4) == [0, 1, 2, 3]
