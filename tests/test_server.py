@@ -48,6 +48,29 @@ def test_references_nest_in_args_and_kwargs(remote: Client) -> None:
     assert remote.run("builtins:dict", x="$v.a.0") == {"x": 1}
 
 
+def test_references_spelled_as_json_escapes_resolve_in_text_and_binary_frames(
+    client: RawClient,
+) -> None:
+    client.call("store", "v", [1, 2])
+    args = '{"command": {"command": "run", "args": ["remote_helpers:echo", [["\\u0024v.1"]]]}'
+    kwargs = (
+        '{"command": {"command": "run", "args": ["builtins:dict"], "kwargs": {"k": ["\\u0024v"]}}'
+    )
+    client.ws.send(args + ', "id": "text"}')
+    client.ws.send((args + ', "id": "bytes"}').encode())  # JSON in a binary frame, as 1.0 read it
+    client.ws.send(kwargs + ', "id": "kwargs"}')
+    for id, response in [("text", [[2]]), ("bytes", [[2]]), ("kwargs", {"k": [[1, 2]]})]:
+        reply = client.receive()
+        assert (reply["id"], reply["response"]) == (id, response), reply
+
+
+def test_a_function_gets_the_messages_own_arrays_as_in_1_0(client: RawClient) -> None:
+    message = client.command("run", "builtins:list.append", [1], 2)
+    reply = client.ask(message)
+    assert reply["response"] is None
+    assert reply["evt"]["command"]["args"] == ["builtins:list.append", [1, 2], 2]  # changed
+
+
 def test_results_are_json_for_json_parse(client: RawClient) -> None:
     client.call("run", "builtins:exec", "pass")  # the client may run what it likes...
     assert client.call("run", "numpy:arange", 4) == [0, 1, 2, 3]

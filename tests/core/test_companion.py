@@ -178,3 +178,54 @@ def test_allow_list_limits_imports_but_not_namespace_names() -> None:
     with pytest.raises(ModuleNotAllowed):
         companion.actualize("$os.sep")
     assert companion.resolve("companion.ping")() == "pong"
+
+
+def test_references_resolve_when_spelled_as_escapes_nested_in_args_and_kwargs(
+    companion: Companion,
+) -> None:
+    companion.store("x", [1, 2])
+    companion.namespace["echo"] = lambda *args, **kwargs: [list(args), kwargs]
+    text = (
+        '{"command": {"command": "run", "args": ["echo", "\\u0024x", [[{"k": ["\\u0024x.1"]}]]],'
+        ' "kwargs": {"a": {"b": ["\\u0024x.0", "$ no"]}}}}'
+    )
+    for form in (text, text.encode()):
+        request = parse_message(form)
+        assert not request.literal
+        assert companion.execute(request) == [
+            [[1, 2], [[{"k": [2]}]]],
+            {"a": {"b": [1, "$ no"]}},
+        ]
+    init = parse_message(
+        '{"command": {"command": "init", "args": ["y", "builtins:list", "\\u0024x"]}}'
+    )
+    tried = parse_message('{"command": {"command": "try", "args": ["builtins:len", "\\u0024y"]}}')
+    assert companion.execute(init) == "y" and companion.resolve("y") == [1, 2]
+    assert companion.execute(tried) == {"success": True, "result": 2}
+
+
+def test_a_literal_request_passes_its_arguments_as_they_are(companion: Companion) -> None:
+    companion.namespace["same"] = lambda *args, **kwargs: (args, kwargs)
+    request = parse_message('{"command": {"command": "run", "args": ["same", [[1.5], "a"]],'
+                            ' "kwargs": {"k": {"n": [2]}}}}')  # fmt: skip
+    assert request.literal
+    args, kwargs = companion.execute(request)
+    assert args[0] is request.args[1] and kwargs["k"] is request.kwargs["k"]
+    made = parse_message('{"command": {"command": "init", "args": ["made", "builtins:list", [1]]}}')
+    tried = parse_message('{"command": {"command": "try", "args": ["builtins:sum", [1, 2]]}}')
+    assert made.literal and tried.literal
+    assert companion.execute(made) == "made" and companion.resolve("made") == [1]
+    assert companion.execute(tried) == {"success": True, "result": 3}
+
+
+def test_actualize_copies_only_containers_in_which_it_replaces_something(
+    companion: Companion,
+) -> None:
+    companion.store("x", 5)
+    plain = {"a": [1, [2.5, None, True]], "b": "text"}
+    assert companion.actualize(plain) is plain
+    assert companion.actualize(plain["a"]) is plain["a"]
+    mixed = {"keep": [1, [2]], "swap": [0, ["$x"]]}
+    out = companion.actualize(mixed)
+    assert out == {"keep": [1, [2]], "swap": [0, [5]]}
+    assert out["keep"] is mixed["keep"] and mixed == {"keep": [1, [2]], "swap": [0, ["$x"]]}

@@ -19,6 +19,9 @@ from .request import Request
 
 __all__ = ["Companion"]
 
+# JSON values that can hold no reference, by exact type (bool is not an int here).
+_LEAVES = frozenset([int, float, bool, type(None)])
+
 
 class Companion:
     """Executes commands against its ``namespace``.
@@ -39,6 +42,14 @@ class Companion:
             name: getattr(self, command.handler)
             for name, command in COMMANDS.items()
             if not command.control
+        }
+        # The commands that resolve `$` references, as they run a message that holds none.
+        self._literal_commands: dict[str, Callable[..., Any]] = {
+            "run": lambda fcn, /, *args, **kwargs: self._call(fcn, args, kwargs, False),
+            "init": lambda name, cls, /, *args, **kwargs: self._initialize(
+                name, cls, args, kwargs, False
+            ),
+            "try": lambda fcn, /, *args, **kwargs: self._attempt(fcn, args, kwargs, False),
         }
         self._signatures = {name: inspect.signature(f) for name, f in self.commands.items()}
         # Positional counts that need no Signature.bind (about 3 us) when there are no kwargs.
@@ -68,8 +79,15 @@ class Companion:
             )
 
     def execute(self, request: Request) -> Any:
-        """Run the request's command and return its raw result (maybe a generator)."""
-        return self.commands[request.command](*request.args, **request.kwargs)
+        """Run the request's command and return its raw result (maybe a generator).
+
+        The arguments of a ``literal`` request (its message held no ``$``) hold no
+        reference: they go to the function as they are, unwalked.
+        """
+        command = self._literal_commands.get(request.command) if request.literal else None
+        if command is None:
+            command = self.commands[request.command]
+        return command(*request.args, **request.kwargs)
 
     def response(self, request: Request, result: Any, owner: Any) -> Any:
         """What the reply carries for ``result``: itself, or, as the request's ``ref``
@@ -86,17 +104,28 @@ class Companion:
         return self.resolver.resolve(target, self.namespace)
 
     def actualize(self, value: Any) -> Any:
-        """``value`` with every ``$name.path`` string (also nested) replaced by its object."""
+        """``value`` with every ``$name.path`` string (also nested) replaced by its object.
+
+        Arrays and objects holding no reference are returned as they are, not copied.
+        """
         if isinstance(value, str):
             if value.startswith("$"):
                 match = REFERENCE.fullmatch(value)
                 if match:
                     return self.resolve(match.group(1))
             return value
-        if isinstance(value, list):
-            return [self.actualize(item) for item in value]
-        if isinstance(value, dict):
-            return {key: self.actualize(item) for key, item in value.items()}
+        if isinstance(value, (list, dict)):
+            out: Any = None
+            for key, item in enumerate(value) if isinstance(value, list) else value.items():
+                kind = type(item)
+                if kind in _LEAVES or (kind is str and not item.startswith("$")):
+                    continue  # most items: no call
+                new = self.actualize(item)
+                if new is not item:
+                    if out is None:
+                        out = value.copy()  # copied only if something is replaced
+                    out[key] = new
+            return value if out is None else out
         return value
 
     # -- commands -----------------------------------------------------------------------
@@ -115,25 +144,41 @@ class Companion:
         ``name`` and ``cls`` are positional-only, so the object's own keyword arguments
         may be called ``name`` or ``cls`` too (likewise ``fcn`` for ``run`` and ``try``).
         """
-        _check_name(name)
-        self.namespace[name] = self.call(cls, *args, **kwargs)
-        self.references.adopt(name)
-        return name
+        return self._initialize(name, cls, args, kwargs, True)
 
     def call(self, fcn: str, /, *args: Any, **kwargs: Any) -> Any:
         """``fcn(*args, **kwargs)`` with ``$`` references resolved (``run``)."""
+        return self._call(fcn, args, kwargs, True)
+
+    def attempt(self, fcn: str, /, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Like ``run`` but never fails: ``{"success": bool, "result": value or error}``."""
+        return self._attempt(fcn, args, kwargs, True)
+
+    def _initialize(
+        self, name: str, cls: str, args: tuple[Any, ...], kwargs: dict[str, Any], refer: bool
+    ) -> str:
+        _check_name(name)
+        self.namespace[name] = self._call(cls, args, kwargs, refer)
+        self.references.adopt(name)
+        return name
+
+    def _call(self, fcn: str, args: tuple[Any, ...], kwargs: dict[str, Any], refer: bool) -> Any:
+        """``fcn(*args, **kwargs)``, resolving references in the arguments if ``refer``."""
         function = self.resolve(fcn)
         if not callable(function):
             raise InvalidTarget(f"{fcn!r} is not callable (it is a {type(function).__name__})")
+        if not refer:
+            return function(*args, **kwargs)
         return function(
             *[self.actualize(arg) for arg in args],
             **{key: self.actualize(value) for key, value in kwargs.items()},
         )
 
-    def attempt(self, fcn: str, /, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Like ``run`` but never fails: ``{"success": bool, "result": value or error}``."""
+    def _attempt(
+        self, fcn: str, args: tuple[Any, ...], kwargs: dict[str, Any], refer: bool
+    ) -> dict[str, Any]:
         try:
-            result = self.call(fcn, *args, **kwargs)
+            result = self._call(fcn, args, kwargs, refer)
             if inspect.isgenerator(result):
                 result = list(result)
         except Exception as error:
