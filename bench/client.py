@@ -13,6 +13,7 @@ interleave the blocks of several servers running side by side (``run.interleave`
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import statistics
 import struct
@@ -54,6 +55,8 @@ class Params:
     conc_n: int = 2000
     payload_bytes: int = 2_000_000
     payload_reps: int = 5
+    large_n: int = 1_000_000
+    large_reps: int = 8
     arange_n: int = 1_000_000
     array_reps: int = 5
     sleep_s: float = 1.0
@@ -82,6 +85,8 @@ QUICK = Params(
     pipe_reps=1,
     conc_n=150,
     payload_reps=1,
+    large_n=100_000,
+    large_reps=2,
     arange_n=100_000,
     array_reps=1,
     sleep_s=0.5,
@@ -115,6 +120,10 @@ COUNT_WORDS = {
 # A no-op that goes through the ordinary (ordered) command path of every server.
 NOOP = ("run", ["builtins:abs", -1])
 PING = ("ping", [])
+# A small object that is not JSON: the reference rows measure the bookkeeping, not the
+# allocator (5,000 live random.Random objects, 2.5 kB each, fragment the heap by ~5 MiB).
+REF_TARGET = ["builtins:object"]
+REF_BATCH = 500
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -470,6 +479,74 @@ async def m_payload(server: Server, p: Params) -> Steps:
         await c.close()
 
 
+def large_floats(n: int) -> list[float]:
+    """The float argument of the large-argument rows: six decimals, ~11.6 bytes of JSON each."""
+    return [round(((i * 7919) % 1_000_003) / 1_000_003 * 1000 - 500, 6) for i in range(n)]
+
+
+@functools.cache
+def large_json_mb(n: int) -> float:
+    """The size of large_floats(n) as JSON, in MB."""
+    return len(orjson.dumps(large_floats(n))) / 1e6
+
+
+async def _round_trip(c: Client, raw: bytes) -> tuple[float, Any]:
+    t0 = perf()
+    await c.send(raw)
+    reply = await c.recv()
+    return perf() - t0, result_of(reply)
+
+
+async def m_large_argument(server: Server, p: Params) -> Steps:
+    """A list of p.large_n floats as an argument (``"echo": false``): ``run builtins:len``
+    and ``store``, alternating on one connection. ``run`` walks its arguments for
+    references, ``store`` does not, so their ratio is what the walk costs; the floor,
+    which has no ``store``, gets the ``run`` row only."""
+    if server.spec.key == "baseline":
+        raise NotSupported("not measured: messages over 1 MiB close its connection")
+    c = await Client.open(server)
+    try:
+        await check_ping(c)
+        values = large_floats(p.large_n)
+        run = c.encode("run", ["builtins:len", values], echo=False)
+        store = (
+            c.encode("store", ["bench_large", values], echo=False) if c.dialect != "floor" else None
+        )
+        times: dict[str, list[float]] = {"run": [], "store": []}
+        for rep in range(p.large_reps):
+            order = [("run", run), ("store", store)]
+            for name, raw in order if rep % 2 == 0 else order[::-1]:  # ABBA
+                if raw is None:
+                    continue
+                t, r = await _round_trip(c, raw)
+                expected = p.large_n if name == "run" else "bench_large"
+                if r != expected:
+                    raise CommandError(f"{name} answered {str(r)[:80]}, not {expected}")
+                times[name].append(t)
+            yield None
+        run_ms = statistics.median(times["run"]) * 1e3
+        if store is None:
+            missing = NotSupported("not measured: the floor has no store command")
+            yield {
+                "large_run_ms": run_ms,
+                "large_store_ms": missing,
+                "large_run_per_store": missing,
+            }
+            return
+        store_ms = statistics.median(times["store"]) * 1e3
+        # The ratio of each adjacent pair: both commands met the same conditions.
+        ratios = [r / s for r, s in zip(times["run"], times["store"], strict=True)]
+        yield {
+            "large_run_ms": run_ms,
+            "large_store_ms": store_ms,
+            "large_run_per_store": statistics.median(ratios),
+        }
+    except websockets.ConnectionClosed as err:
+        raise CommandError(f"connection closed: {err}") from None
+    finally:
+        await c.close()
+
+
 async def _array(c: Client, n: int, dtype: str, binary: bool) -> tuple[float, Any]:
     """Ask for numpy.arange(n, dtype=dtype); returns (seconds, decoded result)."""
     extra = {"binary": True} if binary else {}
@@ -596,5 +673,46 @@ async def m_memory(server: Server, p: Params) -> dict[str, float]:
         await asyncio.sleep(0.2)
         after = server.rss_mib()
         return {"rss_before_mib": before, "rss_after_mib": after, "rss_growth_mib": after - before}
+    finally:
+        await c.close()
+
+
+async def m_reference_memory(server: Server, p: Params) -> dict[str, float]:
+    """RSS growth over p.mem_total create/release cycles of a reference (an ``object()``
+    made with ``"ref": true``, then ``release``d), pipelined in batches
+    of REF_BATCH, after a warm-up of as many: the namespace and the bookkeeping must
+    not keep anything of a released reference."""
+    c = await Client.open(server)
+    try:
+        await c.send(c.encode("run", REF_TARGET, ref=True))
+        probe = (await c.recv()).get("response")
+        if not isinstance(probe, dict) or "$ref" not in probe:
+            raise NotSupported("no references (the ref option)")
+        await c.send(c.encode("release", [probe["$ref"]]))
+        result_of(await c.recv())
+
+        # Batches of 500, not mem_batch: thousands of replies in flight move the resident
+        # memory by +-4 MiB from run to run (measured), which would hide a leak.
+        size = min(p.mem_batch, REF_BATCH)
+
+        async def batch() -> None:
+            creates = [c.encode("run", REF_TARGET, ref=True) for _ in range(size)]
+            for raw in creates:
+                await c.send(raw)
+            names = [result_of(await c.recv())["$ref"] for _ in creates]
+            for name in names:
+                await c.send(c.encode("release", [name]))
+            for _ in names:
+                result_of(await c.recv())
+
+        for _ in range(p.mem_total // size):
+            await batch()
+        await asyncio.sleep(0.2)
+        before = server.rss_mib()
+        for _ in range(p.mem_total // size):
+            await batch()
+        await asyncio.sleep(0.2)
+        after = server.rss_mib()
+        return {"rss_ref_growth_mib": after - before}
     finally:
         await c.close()

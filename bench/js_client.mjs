@@ -125,6 +125,14 @@ async function main() {
         opts.jsonReps,
         1,
       );
+      // (c'') of which the client's JSON encoding of that message (what `run` sends)
+      const message = { command: { command: "run", args: ["numpy:sum", plain], kwargs: {} }, id: "x", echo: false };
+      out.args_json_encode = await measure(
+        () => client.jsonStringify(message),
+        (text) => text.length > N || fail("jsonStringify", `${text.length} characters`),
+        opts.jsonReps,
+        1,
+      );
     }
   } finally {
     liaison.close();

@@ -76,6 +76,7 @@ JS_ROWS = {
     "result_json": "js_f64_json_mbs",
     "args_binary": "js_args_bin_mbs",
     "args_json": "js_args_json_mbs",
+    "args_json_encode": "js_args_json_encode_mbs",
 }
 
 
@@ -110,6 +111,13 @@ def js_metrics(p: C.Params) -> list[Metric]:
         Metric(
             "js_args_json_mbs",
             f"8 MB float64 argument from JS client, JSON Array, echo off (median of {json_reps})",
+            "MB/s",
+            "higher",
+            digits=1,
+        ),
+        Metric(
+            "js_args_json_encode_mbs",
+            f"of which the JS client's JSON encoding of that message (median of {json_reps})",
             "MB/s",
             "higher",
             digits=1,
@@ -182,6 +190,7 @@ def metrics(p: C.Params, rounds: int = 1) -> list[Metric]:
     mb = p.payload_bytes / 1e6
     n = p.arange_n
     f64 = n * 8 / 1e6
+    large_mb = C.large_json_mb(p.large_n)
     return [
         Metric(
             "seq_ping_median_us",
@@ -259,6 +268,31 @@ def metrics(p: C.Params, rounds: int = 1) -> list[Metric]:
             1,
         ),
         Metric(
+            "large_store_ms",
+            f"{p.large_n:,}-float argument ({large_mb:.1f} MB of JSON), `store`, echo off",
+            "ms",
+            "lower",
+            digits=1,
+        ),
+        Metric(
+            "large_run_ms",
+            f"{p.large_n:,}-float argument ({large_mb:.1f} MB of JSON), `run builtins:len`, "
+            "echo off",
+            "ms",
+            "lower",
+            digits=1,
+        ),
+        Metric(
+            "large_run_per_store",
+            f"the {p.large_n:,}-float argument's `run` over its `store` (same server, same run)",
+            "x",
+            "lower",
+            "<= 1.3x `store`",
+            lambda ours, floor: ours <= 1.3,
+            2,
+            ratio=False,
+        ),
+        Metric(
             "arange_json_ms", f"numpy.arange({n:,}) int64 to client, JSON", "ms", "lower", digits=1
         ),
         Metric(
@@ -329,6 +363,16 @@ def metrics(p: C.Params, rounds: int = 1) -> list[Metric]:
             ratio=False,
         ),
         Metric(
+            "rss_ref_growth_mib",
+            f"resident memory growth over {p.mem_total:,} reference create/release cycles",
+            "MiB",
+            "lower",
+            "flat (<= 2 MiB)",
+            lambda ours, floor: ours <= 2.0,
+            1,
+            ratio=False,
+        ),
+        Metric(
             "rss_payload_mib",
             f"resident memory after {p.payload_mem_n:,} round trips of the "
             f"{p.payload_bytes / 1e6:g} MB string",
@@ -363,6 +407,12 @@ GROUPS: list[tuple[str, Callable[..., Any], list[str], list[str]]] = [
     ),
     ("concurrent", C.m_concurrent, ["conc_rate"], ["conc_n"]),
     ("payload", C.m_payload, ["payload_ms"], []),
+    (
+        "large argument",
+        C.m_large_argument,
+        ["large_store_ms", "large_run_ms", "large_run_per_store"],
+        [],
+    ),
     ("arrays", C.m_arrays, ["arange_json_ms", "arange_bin_ms", "f64_json_mbs", "f64_bin_mbs"], []),
     ("JS client", m_js_client, list(JS_ROWS.values()), []),
     (
@@ -378,6 +428,12 @@ GROUPS: list[tuple[str, Callable[..., Any], list[str], list[str]]] = [
         ["mem_total", "mem_batch"],
     ),
     ("memory, large messages", C.m_payload_memory, ["rss_payload_mib"], []),
+    (
+        "memory, references",
+        C.m_reference_memory,
+        ["rss_ref_growth_mib"],
+        ["mem_total", "mem_batch"],
+    ),
 ]
 
 
@@ -519,7 +575,7 @@ def run_group(
 
 
 # Groups measured in alternating rounds (--rounds): the noisy latency and throughput ones.
-REPEATED_GROUPS = {"sequential", "pipelined", "concurrent", "payload"}
+REPEATED_GROUPS = {"sequential", "pipelined", "concurrent", "payload", "large argument"}
 # At least this many rounds for groups that take ~1 s a round: the 2 MB round trip's
 # ratio moves by ±10% from one pair of fresh processes to the next, even interleaved.
 MIN_ROUNDS = {"payload": 7}
@@ -665,8 +721,8 @@ def render(
         )
         if m.check is None:
             row.append("")
-        elif ours.status == "n/a":
-            row.append("-")  # not measured here (quick run, missing tool): no verdict
+        elif ours.status in ("n/a", "skipped"):
+            row.append("-")  # not measured here (quick run, missing tool, --groups): no verdict
         elif ours.status != "ok":
             row.append("no")
         elif "floor" in m.target:
@@ -768,7 +824,7 @@ def machine_header(
         "- targets (liaison vs floor): server CPU per ping <= 1.5x; pipelined throughput "
         ">= 0.8x; sequential round trip <= 1.2x; 2 MB payload round trip at least as "
         "fast; ping during a 1 s command < 5 ms; start-up no slower; memory flat over "
-        "100k messages"
+        "100k messages; a 1,000,000-float argument's `run` <= 1.3x its `store`"
     )
     return out
 
@@ -788,6 +844,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--json", help="also write the raw results as JSON to this file")
     ap.add_argument("--only", help="comma-separated servers to run (liaison,floor,baseline)")
+    ap.add_argument(
+        "--groups",
+        help="comma-separated measurement groups to run (default all): "
+        + ", ".join([name for name, *_ in GROUPS] + ["instructions", "start-up"]),
+    )
     ap.add_argument(
         "--rounds",
         type=int,
@@ -827,7 +888,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
     rounds = 1 if args.quick else args.rounds
+    everything = [name for name, *_ in GROUPS] + ["instructions", "start-up"]
+    groups = set(args.groups.split(",")) if args.groups else set(everything)
+    if groups - set(everything):
+        ap.error(f"unknown groups: {', '.join(sorted(groups - set(everything)))}")
     for name, fn, keys, fields in GROUPS:
+        if name not in groups:
+            continue
         # Latency and throughput swing by 20-40% from one server start to the next on a
         # shared VM: over several rounds, each with fresh servers, the median counts; and
         # within a round the servers run side by side, taking turns block by block.
@@ -858,11 +925,12 @@ def main(argv: list[str] | None = None) -> int:
             run_group(runs, fn, keys, round_res)
         if repeated:
             merge_rounds(per_round, keys, [spec.key for spec in specs], res)
-    for spec in specs:
+    for spec in specs if "instructions" in groups else []:
         run_instructions(spec, args.quick, res, log)
-    runs_startup = [(spec, C.params_for(spec.key, args.quick)) for spec in specs]
-    log(f"start-up: {', '.join(spec.title for spec in specs)}")
-    run_startups(runs_startup, rounds, res)
+    if "start-up" in groups:
+        runs_startup = [(spec, C.params_for(spec.key, args.quick)) for spec in specs]
+        log(f"start-up: {', '.join(spec.title for spec in specs)}")
+        run_startups(runs_startup, rounds, res)
 
     report = render(p, rounds, res, specs, machine_header(args, p, started, load_before, baseline))
     print(report)

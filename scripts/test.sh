@@ -8,7 +8,8 @@
 # also runs the Node tests (tests/test_js_client.py) and the headless-Chromium tests.
 # Node and browser tests skip when node/npm or chromium/chromedriver are missing, unless
 # LIAISON_REQUIRE_NODE=1 / LIAISON_REQUIRE_BROWSER=1 (CI sets both): then they fail.
-# As root on Debian with no Chromium, it installs chromium and chromium-driver with apt-get.
+# As root on Debian with no Chromium, it installs chromium and chromium-driver with apt-get,
+# and likewise xvfb and the X libraries Qt needs (scripts/gui-packages.txt) for GUI tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,13 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get 
     # The package lists may be missing on a fresh machine; install needs them.
     apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
         || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
+fi
+
+if { ! command -v Xvfb >/dev/null || ! ldconfig -p | grep -q libxcb-cursor.so.0; } \
+    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    # shellcheck disable=SC2046 # one package name per word
+    apt-get install -y -qq xvfb $(cat scripts/gui-packages.txt) >/dev/null 2>&1 \
+        || { apt-get update -qq && apt-get install -y -qq xvfb $(cat scripts/gui-packages.txt) >/dev/null; }
 fi
 
 exec .venv/bin/python -m pytest "$@"

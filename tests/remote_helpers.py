@@ -174,6 +174,15 @@ def is_imported(module_name: str) -> bool:
     return module_name in sys.modules
 
 
+def spin(seconds: float) -> int:
+    """Busy Python code for ``seconds`` (an interrupt that waits for bytecode lands here)."""
+    deadline = time.monotonic() + seconds
+    rounds = 0
+    while time.monotonic() < deadline:
+        rounds += 1
+    return rounds
+
+
 def push_many(pusher: Pusher, count: int) -> int:
     """Push ``count`` alerts, "0" to str(count - 1), during one command."""
     for i in range(count):

@@ -103,6 +103,10 @@ def test_an_error_reply_raises_remote_error(remote: Client) -> None:
     assert error.traceback == "ZeroDivisionError: division by zero\n"  # raised in C: no frames
     assert error.reply["tag"] == "error" and error.reply["exception"]["type"] == error.type
     assert str(error) == "ZeroDivisionError: division by zero"
+    assert "args" not in error.reply["evt"]["command"]  # echo is off by default, as in JS
+    with pytest.raises(RemoteError) as caught:
+        remote.call("run", ["operator:truediv", 1, 0], echo=True)
+    assert caught.value.reply["evt"]["command"]["args"] == ["operator:truediv", 1, 0]
 
     with pytest.raises(RemoteError) as caught:
         remote.run("json:loads", "[1,")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from scipy.stats import ttest_ind
 
-from conftest import require_tool
+from conftest import require_tool, spawn_liaison
 
 JS_CLIENT = Path(__file__).resolve().parent.parent / "clients" / "js"
 NODE = shutil.which("node")
@@ -89,3 +89,25 @@ def test_the_ten_line_quickstart_prints_the_t_test() -> None:
     a = [0.5982758, 0.67019733, 0.68617796, 0.28764011]
     b = [0.41138649, 1.67023998, 1.0420896, 1.49671732]
     assert json.loads(result.stdout) == [float(x) for x in ttest_ind(a, b, equal_var=False)]
+
+
+def test_a_node_client_gets_in_without_token_or_flags() -> None:
+    # Node sends no Origin, as PsychoPy Studio's launcher (Electron's main process) does:
+    # refusing `null` and `file://` by default must not touch it.
+    process = spawn_liaison("--log-level", "info")
+    script = (
+        "import { connect } from './dist/node.js';"
+        "const liaison = await connect(process.argv[1]);"
+        "console.log(JSON.stringify(await liaison.run('operator:add', [2, 3])));"
+        "await liaison.close();"
+    )
+    try:
+        result = _run_in_js_client(
+            NODE or "node", "--input-type=module", "-e", script, process.url, timeout=30
+        )
+    finally:
+        process.stop()
+    assert result.returncode == 0, f"the script failed:\n{result.stdout}\n{result.stderr}"
+    assert json.loads(result.stdout) == 5
+    assert "refused" not in process.stderr_text()
+    assert "client connected" in process.stderr_text()

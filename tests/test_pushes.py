@@ -47,7 +47,8 @@ def test_a_push_follows_the_reply_of_the_command_that_pushed_it(pusher: RawClien
 def test_pushes_wait_for_every_pending_reply_and_keep_their_order(pusher: RawClient) -> None:
     # The queue is held until all three commands have been read, so the liaison knows
     # they are pending (it cannot know of messages still on their way to it).
-    pusher.send(pusher.command("run", "remote_helpers:block_until_released", id="held"))
+    pusher.send(pusher.command("run", "remote_helpers:announce_then_block", id="held"))
+    assert pusher.receive() == {"tag": "progress", "id": "held", "progress": "blocked"}
     for text in ("one", "two"):
         pusher.send(pusher.command("run", "pusher.alert", text, id=text))
     pusher.send(pusher.command("run", "pusher.tell_sender", "three", id="three"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import orjson
@@ -14,8 +15,10 @@ class RecordingSink:
     """A connection that keeps what it is sent."""
 
     immediate_pushes = False
+    _ids = itertools.count(1)
 
     def __init__(self) -> None:
+        self.id = next(self._ids)
         self.replies: list[bytes | bytearray] = []
         self.replied = threading.Event()
 

@@ -11,10 +11,12 @@ import logging
 import os
 import sys
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .gui import GUI_LOOPS
+from .hostos import current_host
 from .output import USER_OUTPUTS, StandardOutput
 from .runtime import Runtime
 from .security import RedactingFormatter, is_loopback_host
@@ -23,9 +25,16 @@ from .settings import DEFAULT_MAX_MESSAGE_SIZE, Settings
 if TYPE_CHECKING:
     import argparse
 
-    from .io_thread import MessageHandler, Transport
+    from .io_thread import Transport, TransportHandlers
 
-__all__ = ["main", "parse_address", "parse_args", "settings_from_args"]
+__all__ = [
+    "UsageError",
+    "build_parser",
+    "main",
+    "parse_address",
+    "parse_args",
+    "settings_from_args",
+]
 
 
 class UsageError(Exception):
@@ -65,6 +74,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "handshake_timeout": 10.0,
     "watch_parent": True,
     "user_output": "stdout",
+    "gui": None,
     "log_level": "warning",
 }
 
@@ -95,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--allow-origin", action="append", metavar="ORIGIN",
-        help="also accept WebSocket connections from this exact origin; '*' accepts all",
+        help="also accept WebSocket connections from this exact origin: 'null' (sandboxed "
+        "frames, local files in browsers) and 'file://' (Electron pages) are refused "
+        "unless given; '*' accepts all",
     )  # fmt: skip
     parser.add_argument(
         "--allow-module", action="append", metavar="NAME",
@@ -124,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
         "as in liaison 1.0)",
     )  # fmt: skip
     parser.add_argument(
+        "--gui", metavar="TOOLKIT",
+        help="run this GUI toolkit's event loop between commands, so their windows stay "
+        "alive: tk, qt (PySide6, PyQt6 or PyQt5), or module:Class of a liaison.gui.GuiLoop",
+    )  # fmt: skip
+    parser.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error", "critical"],
         help="how much to log on stderr (default: warning)",
@@ -144,6 +161,14 @@ def settings_from_args(args: Any, environ: dict[str, str]) -> Settings:
             f"refusing to listen on {host} without a token: anyone who can reach it could "
             "run any Python code. Set LIAISON_TOKEN (or --token), or listen on 127.0.0.1."
         )
+    if args.gui is not None and args.gui not in GUI_LOOPS and ":" not in args.gui:
+        raise UsageError(
+            f"unknown --gui {args.gui!r}: expected {', '.join(sorted(GUI_LOOPS))} or module:Class"
+        )
+    try:
+        host_os = current_host(environ)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     return Settings(
         host=host,
         port=port,
@@ -155,6 +180,8 @@ def settings_from_args(args: Any, environ: dict[str, str]) -> Settings:
         handshake_timeout=args.handshake_timeout,
         watch_parent=args.watch_parent,
         user_output=args.user_output,
+        gui=args.gui,
+        host_os=host_os,
     )
 
 
@@ -182,15 +209,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return runtime.run(on_listening=_collect_from_now_on)
 
 
-def _websocket_transport(
-    settings: Settings, on_message: MessageHandler, request_stop: Callable[[], None]
-) -> Transport:
+def _websocket_transport(settings: Settings, handlers: TransportHandlers) -> Transport:
     from .lazy_import import imported_without
 
     with imported_without("importlib.metadata"):
-        from .transports.websocket import WebSocketTransport  # the websockets extra
+        from .transports.websocket_server import WebSocketTransport  # the websockets extra
 
-    return WebSocketTransport(settings, on_message, request_stop)
+    return WebSocketTransport(settings, handlers)
 
 
 def _collect_from_now_on() -> None:

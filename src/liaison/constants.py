@@ -3,6 +3,8 @@
 START_MARKER = "LIAISON:CONNECTED"
 STOP_MARKER = "LIAISON:DISCONNECTED"
 
+__all__ = ["START_MARKER", "STOP_MARKER"]
+
 if __name__ == "__main__":
     import sys
 

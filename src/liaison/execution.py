@@ -9,6 +9,7 @@ Replies leave through each job's :class:`Sink`, which must be thread-safe.
 from __future__ import annotations
 
 import asyncio
+import enum
 import inspect
 import logging
 import queue
@@ -16,14 +17,27 @@ import signal
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .core import CancelledError as CancelledReply
-from .core import Companion, Request
-from .core import TimeoutError as TimeoutReply
+from .core import CommandCancelled, CommandTimedOut, Companion, Request
 from .core.replies import partial_message, progress_message, request_error_reply, success_reply
+from .hostos import HostOS, current_host, interrupt_main_thread
 
-__all__ = ["Executor", "Job", "Sink", "current_job", "progress"]
+if TYPE_CHECKING:
+    from .gui import GuiLoop
+
+__all__ = [
+    "Cancelled",
+    "Executor",
+    "Interrupted",
+    "Job",
+    "JobState",
+    "Sink",
+    "Stopping",
+    "TimedOut",
+    "current_job",
+    "progress",
+]
 
 log = logging.getLogger("liaison.execution")
 
@@ -34,6 +48,10 @@ class Sink(Protocol):
     ``data`` is JSON text as bytes, or a binary frame as a bytearray (core.frames.Frame).
     Every method may be called from any thread and never blocks.
     """
+
+    @property
+    def id(self) -> int:
+        """Tells this connection from every other one of the process (keys its jobs)."""
 
     immediate_pushes: bool  # see push_unsolicited
 
@@ -59,7 +77,7 @@ class Interrupted(BaseException):
     """Raised inside a running command to stop it; a BaseException so `try` won't eat it."""
 
     def reply_error(self, job: Job) -> Exception:
-        return CancelledReply("the command was cancelled")
+        return CommandCancelled("the command was cancelled")
 
 
 class Cancelled(Interrupted):
@@ -68,18 +86,32 @@ class Cancelled(Interrupted):
 
 class TimedOut(Interrupted):
     def reply_error(self, job: Job) -> Exception:
-        return TimeoutReply(f"the command ran past its timeout of {job.request.timeout} s")
+        return CommandTimedOut(f"the command ran past its timeout of {job.request.timeout} s")
 
 
 class Stopping(Interrupted):
     def reply_error(self, job: Job) -> Exception:
-        return CancelledReply("the liaison is shutting down")
+        return CommandCancelled("the liaison is shutting down")
 
 
-QUEUED, RUNNING, DONE = "queued", "running", "done"
+class JobState(enum.Enum):
+    """A job's lifecycle: QUEUED -> RUNNING -> DONE, or QUEUED -> DONE if cancelled first.
 
-# Sent to the main thread to interrupt its command; absent on Windows.
-_INTERRUPT_SIGNAL: int | None = getattr(signal, "SIGUSR1", None)
+    Moved only under the job's lock: to RUNNING by the thread that runs it
+    (:meth:`Job.start`), to DONE by whichever thread replies first (:meth:`Job.finish`:
+    the runner, or a cancel, timeout or stop from another thread). Never moves back.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+QUEUED, RUNNING, DONE = JobState.QUEUED, JobState.RUNNING, JobState.DONE
+
+# Under a GUI loop an interrupt can land in a toolkit's callback, which swallows it
+# (prints it): it is sent again this often, in seconds, until the job ends.
+INTERRUPT_REPEAT_SECONDS = 0.1
 
 current_job: ContextVar[Job | None] = ContextVar("liaison_current_job", default=None)
 
@@ -96,6 +128,12 @@ def progress(data: Any) -> bool:
     return True
 
 
+def _current_sink() -> Sink | None:
+    """The sink of the command running on this thread (or task), if any."""
+    job = current_job.get()
+    return None if job is None else job.sink
+
+
 class Job:
     """One request on its way to its single reply."""
 
@@ -104,7 +142,7 @@ class Job:
     def __init__(self, request: Request, sink: Sink) -> None:
         self.request = request
         self.sink = sink
-        self.state = QUEUED
+        self.state: JobState = QUEUED
         self.interrupt: type[Interrupted] | None = None
         self.thread: int | None = None
         self.task: tuple[asyncio.AbstractEventLoop, asyncio.Task[None]] | None = None
@@ -151,12 +189,17 @@ class Executor:
         self,
         companion: Companion,
         call_later: Callable[[float, Callable[[], None]], Callable[[], None]] | None = None,
+        host: HostOS | None = None,
     ) -> None:
-        """``call_later(seconds, callback)`` schedules a timeout and returns its canceller."""
+        """``call_later(seconds, callback)`` schedules a timeout and returns its canceller;
+        ``host`` says how to interrupt the main thread (default: this OS's way)."""
         self.companion = companion
+        companion.current_owner = _current_sink  # `release` frees the sender's references
         self._call_later = call_later
+        self._host = host or current_host()
+        self._gui: GuiLoop | None = None
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._jobs: dict[tuple[int, Any], Job] = {}
+        self._jobs: dict[tuple[int, Any], Job] = {}  # by (sink.id, request id)
         self._jobs_lock = threading.Lock()
         self._main_thread: int | None = None
         self._main_job: Job | None = None
@@ -175,7 +218,7 @@ class Executor:
 
     def submit(self, request: Request, sink: Sink) -> Job:
         job = Job(request, sink)
-        key = None if request.id is None else (id(sink), request.id)
+        key = None if request.id is None else (sink.id, request.id)
         if key is not None:
             with self._jobs_lock:
                 self._jobs[key] = job
@@ -192,6 +235,8 @@ class Executor:
             threading.Thread(target=self._run_in_worker, args=(job,), daemon=True).start()
         else:
             self._queue.put(job)
+            if self._gui is not None:
+                self._gui.wake()
         return job
 
     def _forget(self, key: tuple[int, Any] | None, job: Job, cancel_timeout: Any) -> None:
@@ -205,7 +250,7 @@ class Executor:
     def cancel(self, sink: Sink, request_id: Any) -> bool:
         """Cancel the command ``request_id`` of this sink; True if it was queued or running."""
         with self._jobs_lock:
-            job = self._jobs.get((id(sink), request_id))
+            job = self._jobs.get((sink.id, request_id))
         return job is not None and self._interrupt(job, Cancelled)
 
     def _interrupt(self, job: Job, reason: type[Interrupted]) -> bool:
@@ -232,16 +277,20 @@ class Executor:
     # -- the ordered queue (main thread) ------------------------------------------------
 
     def claim_main_thread(self) -> None:
-        """Make this (main) thread the ordered one; a signal (SIGUSR1) interrupts it."""
+        """Make this (main) thread the ordered one; the host's interrupt signal (SIGUSR1;
+        Windows: SIGBREAK) interrupts its command."""
         self._main_thread = threading.get_ident()
-        if _INTERRUPT_SIGNAL is not None:
-            signal.signal(_INTERRUPT_SIGNAL, self._on_interrupt_signal)
+        signal.signal(self._host.interrupt_signal, self._on_interrupt_signal)
 
-    def run_forever(self) -> None:
-        """Run ordered jobs on this thread until :meth:`stop`."""
+    def run_forever(self, gui: GuiLoop | None = None) -> None:
+        """Run ordered jobs on this thread until :meth:`stop`; inside ``gui``'s event
+        loop if given (see liaison.gui)."""
         if self._main_thread != threading.get_ident():
             self.claim_main_thread()
         self._serving.set()
+        if gui is not None:
+            self._run_gui_forever(gui)
+            return
         try:
             while not self.stopping.is_set():
                 job = self._queue.get()
@@ -262,6 +311,57 @@ class Executor:
             self.stopping.set()
             self._drain_queue()
 
+    def _run_gui_forever(self, gui: GuiLoop) -> None:
+        self._gui = gui
+        if self.stopping.is_set():
+            gui.quit()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    gui.run(self._pull)
+                    break
+                except Stopping:
+                    break
+                except Interrupted:
+                    pass  # aimed at a job that had already replied: the loop goes on
+        finally:
+            self.stopping.set()
+            self._drain_queue()
+
+    def _pull(self) -> None:
+        """Run the next ordered job, inside a callback of the GUI loop."""
+        gui = self._gui
+        assert gui is not None
+        if self._main_job is not None:
+            return  # a command runs a nested event loop: the next waits until it returns
+        if self.stopping.is_set():  # a stop signal's handler raised Stopping in a command
+            gui.quit()
+            return
+        try:
+            job = self._queue.get_nowait()
+        except queue.Empty:
+            return
+        if job is None:
+            gui.quit()
+            return
+        if job.start():
+            self._main_job = job
+            try:
+                self._run(job)
+            except Interrupted as interrupt:
+                if isinstance(interrupt, Stopping):
+                    gui.quit()
+            finally:
+                self._main_job = None
+        if not self._queue.empty():
+            gui.wake()  # one job per callback: the windows repaint between commands
+
+    def wake_main(self) -> None:
+        """Let the main thread run Python soon (so pending signal handlers run) even if
+        a GUI loop idles there; without a GUI loop, nothing to do."""
+        if self._gui is not None:
+            self._gui.wake()
+
     def _drain_queue(self) -> None:
         while True:
             try:
@@ -271,35 +371,46 @@ class Executor:
             if job is not None:
                 job.fail(Stopping().reply_error(job))
 
+    def stop_when_idle(self) -> None:
+        """Ask :meth:`run_forever` to return once the ordered jobs queued so far have run."""
+        self._queue.put(None)
+
     def stop(self) -> None:
         """Ask :meth:`run_forever` to return soon, interrupting the running command."""
         if self.stopping.is_set():
             return
         self.stopping.set()
         self._queue.put(None)
+        if self._gui is not None:
+            self._gui.quit()
         job = self._main_job
         if job is not None:
             self._interrupt_main(job, Stopping)
 
     def _interrupt_main(self, job: Job | None, reason: type[Interrupted]) -> None:
         self._pending_interrupt = (job, reason)
-        if self._main_thread is not None and _INTERRUPT_SIGNAL is not None:
-            # A real signal wakes blocking calls such as time.sleep; the handler raises.
-            signal.pthread_kill(self._main_thread, _INTERRUPT_SIGNAL)
-        else:  # pragma: no cover - Windows: raised at the next bytecode only
-            import _thread
+        if self._main_thread is None:
+            return
+        # The handler (_on_interrupt_signal) raises `reason` in the main thread.
+        interrupt_main_thread(self._host, self._main_thread)
+        if self._gui is not None and job is not None and reason is not Stopping:
 
-            _thread.interrupt_main()
+            def repeat() -> None:
+                if job.state is RUNNING and job is self._main_job:
+                    self._interrupt_main(job, reason)
+
+            if self._call_later is not None:
+                self._call_later(INTERRUPT_REPEAT_SECONDS, repeat)
 
     def _on_interrupt_signal(self, signum: int, frame: Any) -> None:
         pending, self._pending_interrupt = self._pending_interrupt, None
         if pending is None:
             return
         job, reason = pending
-        if reason is Stopping or (
-            job is not None and job is self._main_job and job.state is RUNNING
-        ):
+        if job is not None and job is self._main_job and job.state is RUNNING:
             raise reason
+        if reason is Stopping and self._gui is None:
+            raise reason  # ends run_forever; a GUI loop is quit by stop() instead
         # Otherwise the job it was aimed at has finished meanwhile.
 
     # -- running a job (any thread) -----------------------------------------------------
@@ -337,6 +448,8 @@ class Executor:
                     return None
                 if inspect.isgenerator(result):
                     result = self._drain(job, result)
+            if job.request.ref:
+                result = self.companion.response(job.request, result, job.sink)
             return success_reply(job.request, result)
         except Interrupted as interrupted:
             return request_error_reply(job.request, interrupted.reply_error(job))
@@ -386,6 +499,8 @@ class Executor:
                     result = await self._drain_async(job, result)
                 elif inspect.isgenerator(result):
                     result = self._drain(job, result)
+            if job.request.ref:
+                result = self.companion.response(job.request, result, job.sink)
             data = success_reply(job.request, result)
         except asyncio.CancelledError:
             reason = job.interrupt or Cancelled

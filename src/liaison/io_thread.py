@@ -13,19 +13,26 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+from .hostos import HostOS, watch_parent, watch_wakeup_socket
 from .settings import Settings
 
-__all__ = ["IOThread", "MessageHandler", "Transport", "TransportFactory"]
+__all__ = ["IOThread", "MessageHandler", "Transport", "TransportFactory", "TransportHandlers"]
 
 log = logging.getLogger("liaison")
-
-PARENT_POLL_SECONDS = 0.25
 
 # Called on the I/O thread with each message received (str: text, bytes: binary) and the
 # connection (an execution.Sink) it came from.
 MessageHandler = Callable[[Any, Any], None]
+
+
+class TransportHandlers(NamedTuple):
+    """What a transport calls, all on the I/O thread."""
+
+    on_message: MessageHandler
+    on_close: Callable[[Any], None]  # a connection closed, after its last message
+    request_stop: Callable[[], None]  # the peer is gone for good (stdio's EOF)
 
 
 class Transport(Protocol):
@@ -44,16 +51,20 @@ class Transport(Protocol):
         """Stop serving and close every connection."""
 
 
-# Builds the transport: (settings, on_message, request_stop) -> Transport. A transport
-# whose peer can go away for good (stdio's EOF) calls request_stop.
-TransportFactory = Callable[[Settings, MessageHandler, Callable[[], None]], Transport]
+TransportFactory = Callable[[Settings, TransportHandlers], Transport]
 
 
 class IOThread:
     """The asyncio loop serving the transport, on a thread of its own."""
 
-    def __init__(self, settings: Settings, transport_factory: TransportFactory) -> None:
+    def __init__(
+        self, settings: Settings, transport_factory: TransportFactory, host_os: HostOS
+    ) -> None:
+        """``host_os`` says how to hear signals and watch the parent (hostos.py)."""
         self.settings = settings
+        self.host_os = host_os
+        # Read now: the parent may exit as soon as it sees the start marker.
+        self._parent = os.getppid()
         self.transport_factory = transport_factory
         self.loop = asyncio.new_event_loop()
         self.address = ""
@@ -64,10 +75,10 @@ class IOThread:
         self._stopped: asyncio.Event | None = None
         self._wakeup_r, self._wakeup_w = socket.socketpair()
 
-    def start(self, on_message: MessageHandler, request_stop: Callable[[], None]) -> str:
+    def start(self, handlers: TransportHandlers) -> str:
         """Start the loop and the transport; return the transport's address."""
-        self.transport = self.transport_factory(self.settings, on_message, request_stop)
-        self._request_stop = request_stop
+        self.transport = self.transport_factory(self.settings, handlers)
+        self._request_stop = handlers.request_stop
         self._wakeup_w.setblocking(False)
         # Signals are handled on the main thread, which may be stuck in C code; the
         # wakeup fd tells this thread too, so the watchdog can still enforce the stop.
@@ -106,33 +117,17 @@ class IOThread:
             self._started.set()
             return
         self._started.set()
-        self.loop.add_reader(self._wakeup_r.fileno(), self._read_wakeup)
-        watcher = (
-            asyncio.create_task(self._watch_parent(os.getppid()))
-            if self.settings.watch_parent
-            else None
-        )
+        reader = watch_wakeup_socket(self.host_os, self.loop, self._wakeup_r, self._heard)
+        if self.settings.watch_parent:
+            watch_parent(self.host_os, self._request_stop, self._parent)
         await self._stopped.wait()
-        if watcher is not None:
-            watcher.cancel()
+        if reader is not None:
+            reader.cancel()
         await self.transport.close()
 
-    def _read_wakeup(self) -> None:
-        try:
-            data = self._wakeup_r.recv(64)
-        except BlockingIOError:
-            return
-        for signum in data:
-            if signum in (signal.SIGINT, signal.SIGTERM):
-                self.on_signal(signum)
-
-    async def _watch_parent(self, parent: int) -> None:
-        if parent <= 1:
-            return  # started by init: there is no parent to outlive
-        while os.getppid() == parent:
-            await asyncio.sleep(PARENT_POLL_SECONDS)
-        log.warning("the process that started the liaison exited: stopping")
-        self._request_stop()
+    def _heard(self, signum: int) -> None:
+        if signum in (signal.SIGINT, signal.SIGTERM):
+            self.on_signal(signum)
 
     def shutdown(self) -> None:
         """Close every connection and end the loop (waits up to 2 s)."""

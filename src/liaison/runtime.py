@@ -21,9 +21,11 @@ from .constants import START_MARKER, STOP_MARKER
 from .core import Companion
 from .dispatch import Dispatcher
 from .execution import Executor, Stopping
-from .io_thread import IOThread, TransportFactory
+from .gui import GuiLoop, create_gui_loop
+from .handle import Liaison
+from .hostos import current_host
+from .io_thread import IOThread, TransportFactory, TransportHandlers
 from .output import StandardOutput
-from .server import Liaison
 from .settings import Settings
 
 __all__ = ["STOP_GRACE_SECONDS", "Runtime"]
@@ -49,10 +51,11 @@ class Runtime:
         companion: Companion | None = None,
     ) -> None:
         self.settings = settings
+        self.host_os = settings.host_os or current_host()
         self.output = output or StandardOutput(settings.user_output)
         self.companion = companion or Companion(settings.allowed_modules)
-        self.io = IOThread(settings, transport_factory)
-        self.executor = Executor(self.companion, call_later=self.io.call_later)
+        self.io = IOThread(settings, transport_factory, self.host_os)
+        self.executor = Executor(self.companion, call_later=self.io.call_later, host=self.host_os)
         self.dispatcher = Dispatcher(self.companion, self.executor, request_stop=self.stop)
         self._done = threading.Event()
 
@@ -61,10 +64,17 @@ class Runtime:
 
         ``on_listening`` is called once the start marker is written.
         """
-        self._install_signal_handlers()
-        self.io.on_signal = lambda signum: self._start_watchdog()
         try:
-            address = self.io.start(self.dispatcher.handle, self.stop)
+            gui = self._start_gui()
+        except (ImportError, RuntimeError, ValueError) as error:
+            print(f"liaison: error: --gui {self.settings.gui}: {error}", file=sys.stderr)
+            return 1
+        self._install_signal_handlers()
+        self.io.on_signal = self._on_signal_heard
+        try:
+            address = self.io.start(
+                TransportHandlers(self.dispatcher.handle, self.dispatcher.on_close, self.stop)
+            )
         except OSError as error:
             print(f"liaison: error: cannot listen on {self.settings.host}:{self.settings.port}: "
                   f"{error.strerror or error}", file=sys.stderr)  # fmt: skip
@@ -78,7 +88,7 @@ class Runtime:
             on_listening()
         log.info("serving on %s", address)
         try:
-            self.executor.run_forever()
+            self.executor.run_forever(gui)
         finally:
             self.io.shutdown()
             self.output.stopped(self._stop_marker())
@@ -89,6 +99,20 @@ class Runtime:
         """Stop gracefully: interrupt the running command, then end; any thread."""
         self.executor.stop()
         self._start_watchdog()
+
+    def _start_gui(self) -> GuiLoop | None:
+        """The GUI loop ``settings.gui`` names, started on this (main) thread."""
+        if self.settings.gui is None:
+            return None
+        gui = create_gui_loop(self.settings.gui, fd_readers=self.host_os.wakeup == "reader")
+        gui.prepare()
+        return gui
+
+    def _on_signal_heard(self, signum: int) -> None:
+        """On the I/O thread: enforce the stop even if the main thread is stuck, and let
+        a GUI loop idling there run the signal's Python handler."""
+        self._start_watchdog()
+        self.executor.wake_main()
 
     def _stop_marker(self) -> str:
         return f"{STOP_MARKER}@{self.io.address}"
@@ -101,6 +125,11 @@ class Runtime:
 
     def _on_stop_signal(self, signum: int, frame: Any) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
+        if self.settings.gui is not None:
+            # Raised while the GUI loop idles, Stopping would reach the toolkit (which
+            # prints it), not the executor: quit the loop, interrupt the command instead.
+            self.executor.stop()
+            return
         self.executor.stopping.set()
         raise Stopping
 

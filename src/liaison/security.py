@@ -8,17 +8,31 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from http import HTTPStatus
+from typing import Protocol
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
 from .settings import Settings
 
 __all__ = [
-    "RedactingFormatter", "Refusal", "check_handshake", "is_loopback_host", "origin_allowed",
+    "POLICY_HEADERS", "HandshakeHeaders", "RedactingFormatter", "Refusal", "check_handshake",
+    "is_loopback_host", "origin_allowed", "origin_refusal",
 ]  # fmt: skip
 
 Refusal = tuple[HTTPStatus, str]
+
+# The headers the policy reads. Each must appear at most once: with two, which one a
+# check reads is a guess (RFC 9112 requires a 400 for two Host lines).
+POLICY_HEADERS = ("Host", "Origin", "Authorization")
+
+
+class HandshakeHeaders(Protocol):
+    """The request headers as the policy reads them: websockets' ``Headers`` is one."""
+
+    def get_all(self, key: str) -> list[str]:
+        """Every value of header ``key`` (case-insensitive), in order; ``[]`` if absent."""
+        ...
 
 
 def is_loopback_host(host: str) -> bool:
@@ -35,11 +49,19 @@ def is_loopback_host(host: str) -> bool:
 
 
 def _host_of_header(value: str) -> str:
-    """The host part of a ``Host`` header (``name:port``, ``[v6]:port``)."""
+    """The host part of a ``Host`` header (``name``, ``name:port``, ``[v6]:port``), or
+    ``""`` when what follows the host is not a port."""
     value = value.strip()
     if value.startswith("["):
-        return value[: value.find("]") + 1]
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+        end = value.find("]") + 1
+        host, port = value[:end], value[end:]
+    elif value.count(":") == 1:
+        colon = value.find(":")
+        host, port = value[:colon], value[colon:]
+    else:  # a bare name (or a bare v6 address, which is_loopback_host judges)
+        host, port = value, ""
+    # Junk after a loopback name ("127.0.0.1:1, evil.example") is no port.
+    return host if port == "" or (port[0] == ":" and port[1:].isdigit()) else ""
 
 
 def _normalise_origin(origin: str) -> str:
@@ -49,15 +71,14 @@ def _normalise_origin(origin: str) -> str:
 def origin_allowed(origin: str | None, extra: frozenset[str] = frozenset()) -> bool:
     """Whether a handshake's ``Origin`` may connect.
 
-    Allowed: no Origin (native clients), ``null`` and ``file://`` (Electron pages),
-    http(s) origins whose parsed host is loopback, and exact matches of ``extra``.
+    Allowed: no Origin (native clients), http(s) origins whose parsed host is loopback,
+    and exact matches of ``extra`` (case and a trailing ``/`` aside); ``"*"`` in
+    ``extra`` allows every origin. ``null`` (sandboxed frames of any site) and
+    ``file://`` (any local HTML file) are allowed only through ``extra``.
     """
     if origin is None or "*" in extra:
         return True
     normalised = _normalise_origin(origin)
-    # Test the scheme, not a prefix: normalising strips "file://" down to "file:".
-    if normalised == "null" or normalised.startswith("file:"):
-        return True
     if normalised in {_normalise_origin(o) for o in extra}:
         return True
     try:
@@ -68,8 +89,19 @@ def origin_allowed(origin: str | None, extra: frozenset[str] = frozenset()) -> b
     return parts.scheme in ("http", "https") and hostname is not None and is_loopback_host(hostname)
 
 
-def _presented_token(path: str, headers: Mapping[str, str]) -> str | None:
-    authorization = headers.get("Authorization")
+def origin_refusal(origin: str) -> str:
+    """The reason given for refusing ``origin``: it names the flag that would admit it."""
+    origin = origin.strip()
+    flag = f"--allow-origin {origin}"
+    return f"Origin {origin} is not allowed; start the liaison with {flag} to accept it"
+
+
+def _only(headers: HandshakeHeaders, name: str) -> str | None:
+    values = headers.get_all(name)
+    return values[0] if values else None
+
+
+def _presented_token(path: str, authorization: str | None) -> str | None:
     if authorization is not None:
         scheme, _, credentials = authorization.partition(" ")
         if scheme.lower() == "bearer" and credentials.strip():
@@ -79,16 +111,27 @@ def _presented_token(path: str, headers: Mapping[str, str]) -> str | None:
     return values[-1] if values else None
 
 
-def check_handshake(settings: Settings, path: str, headers: Mapping[str, str]) -> Refusal | None:
-    """None if the opening handshake may proceed, else the HTTP status and reason."""
+def check_handshake(settings: Settings, path: str, headers: HandshakeHeaders) -> Refusal | None:
+    """None if the opening handshake may proceed, else the HTTP status and reason.
+
+    400: a header of ``POLICY_HEADERS`` appears twice, or no ``Host`` while bound to
+    loopback; 403: a foreign ``Host`` or ``Origin``, or a wrong token; 401: no token.
+    The reason never holds the token.
+    """
+    for name in POLICY_HEADERS:
+        if len(headers.get_all(name)) > 1:
+            return HTTPStatus.BAD_REQUEST, f"more than one {name} header"
     if is_loopback_host(settings.host):
-        host = headers.get("Host")
-        if host is None or not is_loopback_host(_host_of_header(host)):
+        host = _only(headers, "Host")
+        if host is None:
+            return HTTPStatus.BAD_REQUEST, "no Host header"
+        if not is_loopback_host(_host_of_header(host)):
             return HTTPStatus.FORBIDDEN, "Host header is not a loopback name (DNS rebinding?)"
-    if not origin_allowed(headers.get("Origin"), settings.allowed_origins):
-        return HTTPStatus.FORBIDDEN, "Origin not allowed"
+    origin = _only(headers, "Origin")
+    if origin is not None and not origin_allowed(origin, settings.allowed_origins):
+        return HTTPStatus.FORBIDDEN, origin_refusal(origin)
     if settings.token is not None:
-        presented = _presented_token(path, headers)
+        presented = _presented_token(path, _only(headers, "Authorization"))
         if presented is None:
             return HTTPStatus.UNAUTHORIZED, "a token is required"
         if not hmac.compare_digest(presented.encode(), settings.token.encode()):

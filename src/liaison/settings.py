@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from .hostos import HostOS
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Settings"]
 
@@ -16,8 +19,9 @@ class Settings(NamedTuple):
 
     - ``host``, ``port``: the address to bind exactly; port 0 picks a free port.
     - ``token``: if set, clients must present it (``?token=`` or ``Authorization: Bearer``).
-    - ``allowed_origins``: origins let in beside the defaults (no Origin, ``null``,
-      ``file://``, loopback hosts); ``"*"`` lets in every origin.
+    - ``allowed_origins``: origins let in beside the defaults (no Origin, http(s) on a
+      loopback host); ``"null"`` (sandboxed frames, local files in browsers) and
+      ``"file://"`` (Electron pages) get in only when listed; ``"*"`` lets in every origin.
     - ``allowed_modules``: if set, the only modules (with submodules) clients may import.
     - ``max_message_size``: bytes; larger incoming messages close the connection (1009).
     - ``max_connections``: open connections at most; ``None`` for no limit.
@@ -26,6 +30,10 @@ class Settings(NamedTuple):
     - ``watch_parent``: stop when the process that started the liaison exits.
     - ``user_output``: where user code's output goes once the start marker is out,
       ``"stdout"`` (as in liaison 1.0) or ``"stderr"``.
+    - ``gui``: the GUI toolkit whose event loop runs on the main thread between commands
+      (``"tk"``, ``"qt"``, another registered name or ``"module:Class"``); None for none.
+    - ``host_os``: how to wake the I/O thread, interrupt commands and watch the parent
+      (hostos.py); None for this OS's way.
     """
 
     host: str = "127.0.0.1"
@@ -39,6 +47,8 @@ class Settings(NamedTuple):
     handshake_timeout: float = 10.0
     watch_parent: bool = True
     user_output: str = "stdout"
+    gui: str | None = None
+    host_os: HostOS | None = None
 
     def __repr__(self) -> str:  # keep the token out of logs and tracebacks
         token = None if self.token is None else "<hidden>"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__: list[str] = []  # an entry point only
+
 if __name__ == "__main__":
     import gc
     import sys

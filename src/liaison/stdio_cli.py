@@ -12,20 +12,23 @@ import logging
 import os
 import select
 import sys
-from collections.abc import Callable, Sequence
+import types
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .cli import OPTION_DEFAULTS, _byte_size, _collect_from_now_on
-from .output import StandardOutput
+from .cli import OPTION_DEFAULTS, UsageError, _byte_size, _collect_from_now_on
+from .gui import GUI_LOOPS
+from .hostos import current_host
+from .output import USER_OUTPUTS, StandardOutput
 from .runtime import Runtime
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .io_thread import MessageHandler, Transport
+    from .io_thread import Transport, TransportFactory, TransportHandlers
     from .transports.stdio import StdioTransport
 
-__all__ = ["ADDRESS", "ChannelOutput", "main"]
+__all__ = ["ADDRESS", "ChannelOutput", "build_parser", "main", "settings_from_args"]
 
 ADDRESS = "stdio"  # what the markers name: LIAISON:CONNECTED@stdio
 _MARKER_WRITE_SECONDS = 1.0
@@ -94,24 +97,55 @@ def build_parser() -> Any:
         help="keep running when the process that started the liaison exits",
     )  # fmt: skip
     parser.add_argument(
+        "--user-output", choices=USER_OUTPUTS,
+        help="accepted for the options' sake: user output always goes to stderr here, "
+        "since stdout carries the messages ('stdout' is refused)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--gui", metavar="TOOLKIT",
+        help="run this GUI toolkit's event loop between commands, so their windows stay "
+        "alive: tk, qt (PySide6, PyQt6 or PyQt5), or module:Class of a liaison.gui.GuiLoop",
+    )  # fmt: skip
+    parser.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error", "critical"],
         help="how much to log on stderr (default: warning)",
     )  # fmt: skip
-    parser.set_defaults(**OPTION_DEFAULTS)
+    parser.set_defaults(**_OPTION_DEFAULTS)
     return parser
+
+
+def settings_from_args(args: Any, environ: dict[str, str]) -> Settings:
+    """The stdio liaison's settings; raises UsageError. User output is always stderr."""
+    if args.user_output == "stdout":
+        raise UsageError("--user-output stdout: over stdio, stdout carries the messages")
+    if args.gui is not None and args.gui not in GUI_LOOPS and ":" not in args.gui:
+        raise UsageError(
+            f"unknown --gui {args.gui!r}: expected {', '.join(sorted(GUI_LOOPS))} or module:Class"
+        )
+    try:
+        host_os = current_host(environ)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return Settings(
+        allowed_modules=None if args.allow_module is None else frozenset(args.allow_module),
+        max_message_size=args.max_message_size,
+        watch_parent=args.watch_parent,
+        user_output="stderr",
+        gui=args.gui,
+        host_os=host_os,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m liaison.stdio``: returns the exit status."""
     arguments = sys.argv[1:] if argv is None else argv
     args: Any = build_parser().parse_args(arguments) if arguments else _defaults()
-    settings = Settings(
-        allowed_modules=None if args.allow_module is None else frozenset(args.allow_module),
-        max_message_size=args.max_message_size,
-        watch_parent=args.watch_parent,
-        user_output="stderr",
-    )
+    try:
+        settings = settings_from_args(args, dict(os.environ))
+    except UsageError as error:
+        print(f"liaison: error: {error}", file=sys.stderr)
+        return 2
     os.environ.pop("LIAISON_TOKEN", None)  # no token here; none for user code either
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -125,20 +159,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _defaults() -> Any:
     """The options' defaults without argparse, which costs ~5 ms of start-up."""
-    import types
-
-    return types.SimpleNamespace(**OPTION_DEFAULTS)
+    return _DEFAULTS
 
 
-def _transport_factory(
-    output: ChannelOutput,
-) -> Callable[[Settings, MessageHandler, Callable[[], None]], Transport]:
-    def build(
-        settings: Settings, on_message: MessageHandler, request_stop: Callable[[], None]
-    ) -> Transport:
+# Over stdio user output can only go to stderr.
+_OPTION_DEFAULTS = {**OPTION_DEFAULTS, "user_output": "stderr"}
+_DEFAULTS = types.SimpleNamespace(**_OPTION_DEFAULTS)
+
+
+def _transport_factory(output: ChannelOutput) -> TransportFactory:
+    def build(settings: Settings, handlers: TransportHandlers) -> Transport:
         from .transports.stdio import StdioTransport
 
-        transport = StdioTransport(settings, on_message, request_stop, output_fd=output.fd)
+        transport = StdioTransport(settings, handlers, output_fd=output.fd)
         output.transport = transport
         return transport
 

@@ -111,3 +111,62 @@ def test_browser_build_drives_the_liaison(
     assert outcome["partials"] == [0, 1, 2]
     assert outcome["binary"] == {"isFloat64Array": True, "values": [0, 1], "shape": [2]}
     assert outcome["closeRejects"] == "ConnectionClosed"
+
+
+# Runs in the page: module proxies, references, release, scoping to the connection.
+PROXY_SCRIPT = """
+const [url, done] = arguments;
+(async () => {
+  const {connect, kw} = await import("/dist/index.js");
+  const liaison = await connect(url, {timeout: 10000});
+  const outcome = {};
+  const nameOf = (proxy) => JSON.parse(JSON.stringify(proxy)).slice(1);
+  outcome.welch = await liaison.module("scipy.stats").ttest_ind(
+    [1, 2, 3, 4, 5], [2, 4, 6, 8, 10], kw({equal_var: false}));
+  outcome.joined = await liaison.module("os").path.join("a", "b");
+  outcome.pi = await liaison.module("math").pi;
+  const rng = await liaison.module("random").Random(42);
+  outcome.rngIsProxy = typeof rng === "function";
+  outcome.randint = await rng.randint(5, 5);
+  const queue = await liaison.module("collections").deque([3, 1, 2]);
+  outcome.passedBack = await liaison.module("builtins").sorted(queue, kw({reverse: true}));
+  const released = nameOf(rng);
+  await liaison.release(rng, queue);
+  outcome.afterRelease = await rng.random().then(() => "resolved",
+                                                 (e) => ({type: e.type, message: e.message}));
+  outcome.releasedName = released;
+  const before = await liaison.names();
+  for (let i = 0; i < 200; i++) await liaison.release(await liaison.module("random").Random(i));
+  outcome.namesStayed = JSON.stringify(await liaison.names()) === JSON.stringify(before);
+  const other = await connect(url, {timeout: 10000});
+  const scoped = nameOf(await other.module("random").Random(1));
+  outcome.scopedSeen = (await liaison.names()).includes(scoped);
+  await other.close();
+  let left = true;
+  for (let i = 0; i < 1000 && left; i++) left = (await liaison.names()).includes(scoped);
+  outcome.scopedFreed = !left;
+  await liaison.close();
+  done({ok: true, outcome});
+})().catch((e) => done({ok: false, error: String(e), stack: e && e.stack}));
+"""
+
+
+def test_browser_proxies_and_references(
+    browser: Any, page_port: int, page_liaison: LiaisonProcess
+) -> None:
+    browser.get(f"http://127.0.0.1:{page_port}/")
+    result = browser.execute_async_script(PROXY_SCRIPT, f"{page_liaison.url}/")
+    assert result["ok"], f"{result['error']}\n{result['stack']}"
+    outcome = result["outcome"]
+    a, b = [1, 2, 3, 4, 5], [2, 4, 6, 8, 10]
+    assert outcome["welch"] == [float(x) for x in ttest_ind(a, b, equal_var=False)]
+    assert outcome["joined"] == "a/b"
+    assert outcome["pi"] == 3.141592653589793
+    assert outcome["rngIsProxy"] is True
+    assert outcome["randint"] == 5
+    assert outcome["passedBack"] == [3, 2, 1]
+    assert outcome["afterRelease"]["type"] == "NameNotFound"
+    assert outcome["releasedName"] in outcome["afterRelease"]["message"]
+    assert outcome["namesStayed"] is True
+    assert outcome["scopedSeen"] is True
+    assert outcome["scopedFreed"] is True

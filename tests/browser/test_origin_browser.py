@@ -1,4 +1,5 @@
-"""A real browser: a local page drives the liaison, a foreign site cannot (CSWSH, rebinding).
+"""A real browser: a local page drives the liaison, a foreign site cannot (CSWSH, rebinding,
+a sandboxed frame's `Origin: null`), nor can a local HTML file, unless a flag admits them.
 
 The same static page is loaded as ``http://127.0.0.1:PORT/`` and as
 ``http://evil.test:PORT/`` (evil.test maps to 127.0.0.1 inside this browser only).
@@ -17,21 +18,40 @@ from conftest import LiaisonProcess, spawn_liaison
 
 from .conftest import FOREIGN_HOST
 
-# Opens a plain WebSocket, sends one command and reports what happened: the reply, or
-# how the socket failed. Selenium's async script calls `done` with the outcome.
-PROBE = """
-const [url, done] = arguments;
-const outcome = {opened: false, replies: [], closed: null, error: false};
-const ws = new WebSocket(url);
-ws.onopen = () => {
-  outcome.opened = true;
-  ws.send(JSON.stringify({command: {command: "run", args: ["builtins:sum", [1, 2, 3]]},
-                          id: "from-the-page"}));
-};
-ws.onmessage = (event) => { outcome.replies.push(JSON.parse(event.data)); ws.close(); };
-ws.onerror = () => { outcome.error = true; };
-ws.onclose = (event) => { outcome.closed = event.code; done(outcome); };
+# Opens a plain WebSocket, runs `operator:add 2 3` and reports what happened: the reply,
+# or how the socket failed. Selenium's async script calls `done` with the outcome.
+PROBE_FUNCTION = """
+function probe(url, report) {
+  const outcome = {opened: false, replies: [], closed: null, error: false};
+  const ws = new WebSocket(url);
+  ws.onopen = () => {
+    outcome.opened = true;
+    ws.send(JSON.stringify({command: {command: "run", args: ["operator:add", 2, 3]},
+                            id: "from-the-page"}));
+  };
+  ws.onmessage = (event) => { outcome.replies.push(JSON.parse(event.data)); ws.close(); };
+  ws.onerror = () => { outcome.error = true; };
+  ws.onclose = (event) => { outcome.closed = event.code; report(outcome); };
+}
 """
+PROBE = PROBE_FUNCTION + "probe(arguments[0], arguments[1]);"
+
+# The same probe inside an iframe sandboxed with only allow-scripts, as any web page can
+# make one: its origin is opaque, so the browser sends `Origin: null`.
+FRAME_PROBE = (
+    PROBE_FUNCTION
+    + """
+const [url, done] = arguments;
+const frame = document.createElement("iframe");
+frame.sandbox = "allow-scripts";
+frame.srcdoc = `<script>${probe.toString()}
+  probe(${JSON.stringify(url)}, (outcome) => parent.postMessage(outcome, "*"));<\\/script>`;
+window.addEventListener("message", (event) => done(event.data));
+document.body.appendChild(frame);
+"""
+)
+
+REFUSED = {"opened": False, "replies": [], "closed": 1006, "error": True}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +88,7 @@ def test_a_local_page_runs_a_command(
 ) -> None:
     outcome = probe(browser, f"http://127.0.0.1:{page_port}/", browser_liaison.url)
     assert outcome["opened"] is True
-    assert [reply["response"] for reply in outcome["replies"]] == [6]
+    assert [reply["response"] for reply in outcome["replies"]] == [5]
 
 
 @pytest.mark.parametrize("target_host", ["127.0.0.1", FOREIGN_HOST])
@@ -78,36 +98,71 @@ def test_a_foreign_page_cannot_connect(
     # 127.0.0.1: cross-site WebSocket hijacking; evil.test: DNS rebinding to loopback.
     url = f"ws://{target_host}:{browser_liaison.port}"
     outcome = probe(browser, f"http://{FOREIGN_HOST}:{page_port}/", url)
-    assert outcome == {"opened": False, "replies": [], "closed": 1006, "error": True}
-    expected = "Origin not allowed" if target_host == "127.0.0.1" else "Host header"
+    assert outcome == REFUSED
+    expected = "is not allowed" if target_host == "127.0.0.1" else "Host header"
     stderr = logged(browser_liaison, expected)
     assert expected in stderr
     assert f"Origin: http://{FOREIGN_HOST}:{page_port}" in stderr
 
 
-def test_a_sandboxed_foreign_frame_needs_the_token(
-    browser: Any, page_port: int, tmp_path: Path
+TOKEN = "per-launch-secret"
+
+
+@pytest.mark.parametrize(
+    ("flags", "token", "gets_in"),
+    [
+        ((), None, False),  # PsychoPy Studio's launch: no token, no flag
+        (("--allow-origin", "null"), None, True),
+        ((), TOKEN, False),  # the frame has the token, yet its origin keeps it out
+        (("--allow-origin", "null"), TOKEN, True),
+    ],
+)
+def test_a_sandboxed_frame_of_a_foreign_site_needs_allow_origin_null(
+    browser: Any, page_port: int, flags: tuple[str, ...], token: str | None, gets_in: bool
 ) -> None:
-    # A sandboxed iframe has the origin "null", which must stay allowed for Electron
-    # pages: without a token a hostile site could reach the liaison this way; the token
-    # is what stops it (see docs/security.md).
-    process = spawn_liaison(env={"LIAISON_TOKEN": "per-launch-secret"})
+    env = {} if token is None else {"LIAISON_TOKEN": token}
+    process = spawn_liaison("--log-level", "info", *flags, env=env)
     try:
+        url = process.url + ("" if token is None else f"/?token={token}")
         browser.get(f"http://{FOREIGN_HOST}:{page_port}/")
-        script = """
-const [url, done] = arguments;
-const frame = document.createElement("iframe");
-frame.sandbox = "allow-scripts";
-frame.srcdoc = `<script>
-  const ws = new WebSocket(${JSON.stringify(url)});
-  ws.onopen = () => parent.postMessage("opened", "*");
-  ws.onclose = (event) => parent.postMessage("closed " + event.code, "*");
-<\\/script>`;
-window.addEventListener("message", (event) => done(event.data));
-document.body.appendChild(frame);
-"""
-        assert browser.execute_async_script(script, process.url) == "closed 1006"
-        stderr = logged(process, "a token is required")
-        assert "a token is required" in stderr and "Origin: null" in stderr
+        outcome = browser.execute_async_script(FRAME_PROBE, url)
+        if gets_in:
+            assert outcome["opened"] is True
+            assert [reply["response"] for reply in outcome["replies"]] == [5]
+        else:
+            assert outcome == REFUSED
+            refusal = "Origin null is not allowed; start the liaison with --allow-origin null"
+            stderr = logged(process, refusal)
+            assert refusal in stderr and "Origin: null" in stderr
+            assert TOKEN not in stderr
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize(
+    ("flags", "gets_in"),
+    [
+        ((), False),
+        # Chromium sends `Origin: null` for a local file, as a sandboxed frame does;
+        # `file://` is what Electron's renderer sends (see docs/security.md).
+        (("--allow-origin", "file://"), False),
+        (("--allow-origin", "null"), True),
+    ],
+)
+def test_a_local_html_file_is_refused_unless_null_is_allowed(
+    browser: Any, tmp_path: Path, flags: tuple[str, ...], gets_in: bool
+) -> None:
+    # Any HTML file the user opens (a downloaded attachment, say) is such a page.
+    page = tmp_path / "attachment.html"
+    page.write_text("<!doctype html><title>a local file</title>")
+    process = spawn_liaison("--log-level", "info", *flags)
+    try:
+        outcome = probe(browser, page.as_uri(), process.url)
+        if gets_in:
+            assert [reply["response"] for reply in outcome["replies"]] == [5]
+        else:
+            assert outcome == REFUSED
+            refusal = "Origin null is not allowed; start the liaison with --allow-origin null"
+            assert refusal in logged(process, refusal)
     finally:
         process.stop()

@@ -396,10 +396,40 @@ def test_replies_are_frames_only_for_binary_requests_with_arrays() -> None:
 def test_importing_the_server_does_not_import_numpy() -> None:
     code = (
         "import sys, liaison.core.frames, liaison.core.replies, liaison.dispatch, "
-        "liaison.transports.websocket\n"
+        "liaison.transports.websocket_server\n"
         "from liaison.core.frames import encode_frame, decode_frame\n"
         "frame = encode_frame({'r': b'x'})\n"
         "assert decode_frame(frame) == {'r': b'x'}\n"
         "assert 'numpy' not in sys.modules, 'numpy was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_request_frame_without_dollar_skips_the_walk_and_one_with_it_does_not() -> None:
+    plain = parse_frame(frame_of({"command": {"command": "run", "args": ["m:f", [[1.5]]]}}, PAD))
+    assert plain.literal and plain.args == ["m:f", [[1.5]]]
+    nested = frame_of(
+        {"command": {"command": "run", "args": ["m:f", [[{"$buffer": 0, "dtype": "bytes"}]]],
+                     "kwargs": {"k": {"l": [{"$buffer": 1, "dtype": "int16"}]}}}},
+        b"abc", struct.pack("<2h", -1, 7),
+    )  # fmt: skip
+    request = parse_frame(nested)
+    assert not request.literal and request.args[1] == [[b"abc"]]
+    assert request.kwargs["k"]["l"][0].tolist() == [-1, 7]
+
+
+@pytest.mark.parametrize("key", ["\\u0024buffer", "\\u0024\\u0062uffer", "\\u0024BUFFER"])
+def test_a_placeholder_key_spelled_with_escapes_is_still_a_placeholder(key: str) -> None:
+    raw = ('{"command": {"command": "run", "args": ["m:f", {"' + key + '": 0}]},'
+           ' "buffers": [[1024, 3]]}').encode()  # fmt: skip
+    frame = frame_of(None, b"abc", raw_header=raw)
+    if key.endswith("BUFFER"):  # another key, kept as it is: JSON keys are case-sensitive
+        assert parse_frame(frame).args[1] == {"$BUFFER": 0}
+    else:
+        assert parse_frame(frame).args[1] == b"abc"
+
+
+def test_a_reference_in_a_frame_without_buffers_is_not_mistaken_for_literal() -> None:
+    escaped = b'{"command": {"command": "run", "args": ["m:f", ["\\u0024x"]]}}'
+    request = parse_frame(frame_of(None, raw_header=escaped))
+    assert request.args[1] == ["$x"] and not request.literal

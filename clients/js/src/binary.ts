@@ -280,6 +280,9 @@ export function encodeFrame(message: Record<string, unknown>): ArrayBuffer {
  * ArrayBuffers and DataViews arrays of byte values, and BigInts numbers (when exact).
  */
 export function jsonStringify(value: unknown): string {
+  // A replacer function costs V8 its fast path: 1M numbers take 2x as long (300 ms
+  // against 150 here). Most messages need none, and finding out is a cheap walk.
+  if (!needsReplacer(value, new Set())) return JSON.stringify(value);
   return JSON.stringify(value, function (this: Record<string, unknown>, key: string, v: unknown) {
     const raw = this[key]; // before toJSON: a Node Buffer's toJSON would hide it
     if (ArrayBuffer.isView(raw) || raw instanceof ArrayBuffer) v = raw;
@@ -297,6 +300,32 @@ export function jsonStringify(value: unknown): string {
     }
     return v;
   });
+}
+
+/**
+ * False only if plain `JSON.stringify(value)` gives what the replacer would: no BigInt,
+ * typed array, DataView or ArrayBuffer, and no `toJSON` (which might return one), anywhere.
+ * A cycle also answers true, so that the replacer's pass reports it as before.
+ */
+function needsReplacer(value: unknown, seen: Set<unknown>): boolean {
+  if (typeof value === "bigint") return true;
+  if ((typeof value !== "object" && typeof value !== "function") || value === null) return false;
+  if (seen.has(value) || isBinaryValue(value)) return true;
+  if (typeof (value as { toJSON?: unknown }).toJSON === "function") return true;
+  seen.add(value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (typeof item === "number" || typeof item === "string" || typeof item === "boolean") continue; // most items
+      if (needsReplacer(item, seen)) return true;
+    }
+  } else {
+    for (const key of Object.keys(value)) {
+      if (needsReplacer((value as Record<string, unknown>)[key], seen)) return true;
+    }
+  }
+  seen.delete(value); // shared (not cyclic) references are fine
+  return false;
 }
 
 function nest(flat: unknown[], shape: number[]): unknown[] {

@@ -4,7 +4,8 @@
  * no Node built-ins.
  */
 import { containsBinary, decodeFrame, encodeFrame, jsonStringify } from "./binary.js";
-import { LiaisonError } from "./errors.js";
+import { CallTimeout, ConnectFailed, ConnectionLost, LiaisonError } from "./errors.js";
+import { markReleased, moduleProxy, proxyTarget, type PyProxy } from "./proxy.js";
 
 /** The part of the WHATWG WebSocket API this client uses (browsers, undici, `ws`). */
 export interface WebSocketLike {
@@ -60,10 +61,17 @@ export interface CallOptions {
    * Default: false (typed arrays in the arguments are then sent as JSON arrays).
    */
   binary?: boolean;
-  /** `false`: the reply's `evt` omits the arguments (saves bandwidth). Default: the liaison's (true). */
+  /** `true`: the reply's `evt` carries the arguments back. Default: false (replies are matched by id), as in the Python client. */
   echo?: boolean;
   /** The message id to use (for `cancel(id)` from elsewhere). Default: `crypto.randomUUID()`. */
   id?: string;
+  /**
+   * `true`: the result stays in the liaison and the call resolves with a reference object
+   * `{$ref, type, repr, callable}`; `"auto"`: only if the result is not plain JSON.
+   * Proxies ({@link Liaison.module}) set `"auto"` and turn reference objects into proxies.
+   * Default: false.
+   */
+  ref?: boolean | "auto";
 }
 
 /** What `on("close", handler)` handlers receive. */
@@ -120,11 +128,11 @@ export function tokenUrl(url: string, token?: string): { url: string; safe: stri
   try {
     u = new URL(url);
   } catch {
-    throw new LiaisonError("ConnectionError", `not a valid WebSocket URL: ${url}`);
+    throw new ConnectFailed("ConnectionError", `not a valid WebSocket URL: ${url}`);
   }
   if (u.protocol === "http:") u.protocol = "ws:";
   if (u.protocol === "https:") u.protocol = "wss:";
-  if (u.protocol !== "ws:" && u.protocol !== "wss:") throw new LiaisonError("ConnectionError", `not a ws:// or wss:// URL: ${url}`);
+  if (u.protocol !== "ws:" && u.protocol !== "wss:") throw new ConnectFailed("ConnectionError", `not a ws:// or wss:// URL: ${url}`);
   if (token !== undefined && token !== null) u.searchParams.set("token", token);
   const full = u.toString();
   if (u.searchParams.has("token")) u.searchParams.set("token", "***");
@@ -141,13 +149,13 @@ export async function resolveWebSocket(): Promise<WebSocketConstructor> {
     const ctor = (mod.WebSocket ?? mod.default) as WebSocketConstructor | undefined;
     if (typeof ctor === "function") return ctor;
   } catch (e) {
-    throw new LiaisonError(
+    throw new ConnectFailed(
       "ConnectionError",
       "no WebSocket implementation: globalThis.WebSocket is missing (Node 20 needs --experimental-websocket) and the 'ws' package could not be loaded (npm install ws)",
       { cause: e },
     );
   }
-  throw new LiaisonError("ConnectionError", "the 'ws' package has no WebSocket export");
+  throw new ConnectFailed("ConnectionError", "the 'ws' package has no WebSocket export");
 }
 
 /** Opens a WebSocket and resolves once it is open. */
@@ -159,7 +167,7 @@ export async function openSocket(url: string, options: ConnectOptions = {}): Pro
   try {
     socket = new Ctor(full);
   } catch (e) {
-    throw new LiaisonError("ConnectionError", `cannot connect to ${safe}: ${(e as Error).message}`, { cause: e });
+    throw new ConnectFailed("ConnectionError", `cannot connect to ${safe}: ${(e as Error).message}`, { cause: e });
   }
   socket.binaryType = "arraybuffer";
   await new Promise<void>((resolve, reject) => {
@@ -192,7 +200,7 @@ export async function openSocket(url: string, options: ConnectOptions = {}): Pro
           : /\b503\b/.test(detail)
             ? " (503: too many connections)"
             : "";
-      reject(new LiaisonError("ConnectionError", `cannot connect to ${safe}${detail ? `: ${detail}` : ""}${hint}`));
+      reject(new ConnectFailed("ConnectionError", `cannot connect to ${safe}${detail ? `: ${detail}` : ""}${hint}`));
     };
     const onError = (event: any) => {
       // Browsers tell nothing; `ws` says e.g. "Unexpected server response: 401".
@@ -211,7 +219,7 @@ export async function openSocket(url: string, options: ConnectOptions = {}): Pro
         } catch {
           /* not open yet */
         }
-        reject(new LiaisonError("TimeoutError", `cannot connect to ${safe}: no connection within ${timeout} ms`));
+        reject(new ConnectFailed("TimeoutError", `cannot connect to ${safe}: no connection within ${timeout} ms`));
       }, timeout);
     }
   });
@@ -347,6 +355,41 @@ export class Liaison {
     return this.call("commands", [], {}, options);
   }
 
+  /**
+   * The Python module `name` as a proxy, without a round trip:
+   * `await liaison.module("scipy.stats").ttest_ind(a, b, kw({equal_var: false}))`.
+   * See the README's "Python objects as proxies".
+   */
+  module(name: string): PyProxy {
+    return moduleProxy(this, name);
+  }
+
+  /**
+   * Frees references in the liaison (command `release`): proxies for references, or
+   * their names. All or none: rejects with `NameNotFound` naming each one that is not a
+   * live reference of this connection (e.g. already released).
+   */
+  release(...references: unknown[]): Promise<string[]> {
+    const names: string[] = [];
+    for (const r of references) {
+      const name = typeof r === "string" ? r : markReleased(r);
+      if (name === undefined) {
+        const path = proxyTarget(r)?.path;
+        return Promise.reject(new TypeError(`release takes reference proxies or names, got ${path ? `the attribute proxy ${path}` : typeof r}`));
+      }
+      names.push(name);
+    }
+    return this.call("release", names);
+  }
+
+  /**
+   * Sets options of this connection (`{pushes: "immediate"}` or `"after-reply"`); resolves
+   * with all of them. `connect` and `spawnLiaison` set `pushes: "immediate"`.
+   */
+  configure(connectionOptions: Record<string, string>, options: CallOptions = {}): Promise<Record<string, string>> {
+    return this.call("configure", [], connectionOptions, options);
+  }
+
   /** Asks the liaison to stop (command `shutdown`); resolves `true`. The connection then closes. */
   shutdown(options: CallOptions = {}): Promise<boolean> {
     return this.call("shutdown", [], {}, options);
@@ -354,7 +397,7 @@ export class Liaison {
 
   /**
    * Sends any command and resolves with the reply's `response` (rejects with a
-   * {@link LiaisonError} on an error reply).
+   * {@link RemoteError} on an error reply).
    */
   call(command: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, options: CallOptions = {}): Promise<any> {
     return new Promise((resolve, reject) => {
@@ -366,7 +409,7 @@ export class Liaison {
         reject(e);
         return;
       }
-      if (!this.connected) return fail("ConnectionClosed", `cannot send ${command}: the connection to ${this.url} is closed`);
+      if (!this.connected) return reject(new ConnectionLost("ConnectionClosed", `cannot send ${command}: the connection to ${this.url} is closed`));
       if (options.signal?.aborted) return fail("AbortError", `${command} was aborted before it was sent`, { cause: options.signal.reason });
       const id = options.id ?? newId();
       if (this.#pending.has(id)) return fail("InvalidArguments", `a call with id ${id} is already pending`);
@@ -375,7 +418,8 @@ export class Liaison {
       if (options.onPartial) message.stream = true;
       if (options.concurrent) message.concurrent = true;
       if (options.binary) message.binary = true;
-      if (options.echo !== undefined) message.echo = options.echo;
+      message.echo = options.echo ?? false;
+      if (options.ref) message.ref = options.ref;
       let data: string | ArrayBuffer;
       try {
         data = options.binary && containsBinary(message.command) ? encodeFrame(message) : jsonStringify(message);
@@ -404,7 +448,7 @@ export class Liaison {
       if (timeout !== undefined) {
         timer = setTimeout(() => {
           if (!this.#pending.has(id)) return;
-          this.#settle(id, undefined, new LiaisonError("TimeoutError", `${command} got no reply within ${timeout} ms (client-side timeout)`));
+          this.#settle(id, undefined, new CallTimeout("TimeoutError", `${command} got no reply within ${timeout} ms (client-side timeout)`));
           if (this.connected) this.cancel(id).catch(() => undefined);
         }, timeout + CLIENT_TIMEOUT_GRACE);
       }
@@ -412,7 +456,7 @@ export class Liaison {
       try {
         this.#socket.send(data);
       } catch (e) {
-        this.#settle(id, undefined, new LiaisonError("ConnectionClosed", `cannot send ${command}: ${(e as Error).message}`, { cause: e }));
+        this.#settle(id, undefined, new ConnectionLost("ConnectionClosed", `cannot send ${command}: ${(e as Error).message}`, { cause: e }));
       }
     });
   }
@@ -494,7 +538,7 @@ export class Liaison {
 
   #rejectAll(message: string): void {
     const ids = [...this.#pending.keys()];
-    for (const id of ids) this.#settle(id, undefined, new LiaisonError("ConnectionClosed", message));
+    for (const id of ids) this.#settle(id, undefined, new ConnectionLost("ConnectionClosed", message));
   }
 
   #onMessage(data: unknown): void {

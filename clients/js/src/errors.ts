@@ -1,5 +1,9 @@
 /**
- * The one error class of liaison-client.
+ * The base class of every error liaison-client throws. The subclasses below carry the
+ * Python client's names (`liaison.client`), so the same failure has the same class in
+ * both: `RemoteError` (`CallCancelled`, `CallTimeout`), `ConnectFailed`,
+ * `ConnectionLost`, `SpawnError`. Other failures (`AbortError`, `EncodingError`,
+ * `ProtocolError`) are plain `LiaisonError`s.
  *
  * `type` is the Python exception type taken from the reply's `exception.type`
  * (`"ZeroDivisionError"`, `"TimeoutError"`, `"CancelledError"`, ...) or one of the
@@ -25,7 +29,7 @@ export class LiaisonError extends Error {
 
   constructor(type: string, message: string, options: { traceback?: string; reply?: unknown; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "LiaisonError";
+    this.name = new.target.name;
     this.type = type;
     this.traceback = options.traceback ?? "";
     this.reply = options.reply;
@@ -45,10 +49,32 @@ export class LiaisonError extends Error {
       type ??= m ? m[1].split(".").pop()! : "Error";
       message ??= m ? (m[2] ?? "") : last;
     }
-    return new LiaisonError(type, message, { traceback, reply });
+    const Class = type === "CancelledError" ? CallCancelled : type === "TimeoutError" ? CallTimeout : RemoteError;
+    return new Class(type, message, { traceback, reply });
   }
 
   override toString(): string {
-    return `LiaisonError [${this.type}]: ${this.message}`;
+    return `${this.name} [${this.type}]: ${this.message}`;
   }
 }
+
+/** The liaison answered a call with an error reply (`reply` holds it). */
+export class RemoteError extends LiaisonError {}
+
+/** The call was cancelled (`cancel`, an `AbortSignal`, or the liaison shutting down): type `CancelledError`. */
+export class CallCancelled extends RemoteError {}
+
+/**
+ * The call ran past its timeout: type `TimeoutError`. Either the liaison replied so
+ * (`reply` holds it), or no reply came in time and the client gave up (`reply` undefined).
+ */
+export class CallTimeout extends RemoteError {}
+
+/** The connection could not be opened: type `ConnectionError`, or `TimeoutError` if it took too long. */
+export class ConnectFailed extends LiaisonError {}
+
+/** The connection closed while the call was pending, or before it was made: type `ConnectionClosed`. */
+export class ConnectionLost extends LiaisonError {}
+
+/** `spawnLiaison` could not start a liaison (its stderr is in the message): type `SpawnError`, or `TimeoutError`. */
+export class SpawnError extends LiaisonError {}

@@ -6,7 +6,9 @@
  */
 export { connect, Liaison, CLIENT_TIMEOUT_GRACE, newId, openSocket, resolveWebSocket, tokenUrl } from "./client.js";
 export type { CallOptions, CloseInfo, ConnectOptions, Handler, WebSocketConstructor, WebSocketLike } from "./client.js";
-export { LiaisonError } from "./errors.js";
+export { CallCancelled, CallTimeout, ConnectFailed, ConnectionLost, LiaisonError, RemoteError, SpawnError } from "./errors.js";
+export { kw } from "./proxy.js";
+export type { Keywords, PyAttribute, PyProxy } from "./proxy.js";
 export { bytes, decodeFrame, dtypeOf, encodeFrame, jsonStringify, ndarray, normalizeDtype, viewBuffer } from "./binary.js";
 export type { NDArray, TypedArray } from "./binary.js";
 

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { Liaison, openSocket, receivePushesAtOnce, type ConnectOptions } from "./client.js";
-import { LiaisonError } from "./errors.js";
+import { LiaisonError, SpawnError } from "./errors.js";
 import { START_MARKER } from "./index.js";
 
 export * from "./index.js";
@@ -22,6 +22,11 @@ export interface SpawnOptions {
   env?: Record<string, string | undefined>;
   /** More arguments after the address, e.g. `["--allow-module", "scipy"]`. Default: `[]`. */
   args?: string[];
+  /**
+   * A GUI toolkit whose event loop the liaison runs between commands (`--gui`), so the
+   * windows its commands open stay alive: `"tk"`, `"qt"`, ... Default: none.
+   */
+  gui?: string;
   /** Milliseconds for the start marker to appear and the connection to open. Default: `20000`. */
   timeout?: number;
   /** The token to use. Default: a fresh random one (32 bytes, hex). */
@@ -34,6 +39,17 @@ export interface SpawnOptions {
 
 /** Milliseconds `stop()` waits for the child to exit after `shutdown` before it kills it. */
 export const STOP_GRACE = 5000;
+
+/**
+ * How {@link SpawnedLiaison.stop} first asks the child to stop: the `shutdown` command
+ * while connected, else SIGTERM; Windows has no signals (Node would kill the child
+ * outright), so there it is `"kill"`. If the child is still running after
+ * {@link STOP_GRACE}, it is killed on every OS.
+ */
+export function stopMethod(connected: boolean, platform: string = process.platform): "shutdown" | "SIGTERM" | "kill" {
+  if (connected) return "shutdown";
+  return platform === "win32" ? "kill" : "SIGTERM";
+}
 
 const STDERR_KEEP = 64 * 1024;
 
@@ -77,9 +93,10 @@ export class SpawnedLiaison extends Liaison {
   }
 
   /**
-   * Stops the liaison: sends `shutdown` (or SIGTERM if the connection is already
-   * closed), waits for the child to exit, and resolves with its exit code (0 for a
-   * graceful stop). If it has not exited within 5 s it is killed (SIGKILL) and `stop()`
+   * Stops the liaison: sends `shutdown` (or, if the connection is already closed,
+   * SIGTERM; on Windows, which has no signals, it kills the child), waits for the child
+   * to exit, and resolves with its exit code (0 for a graceful stop). If it has not
+   * exited within 5 s it is killed (SIGKILL; on Windows, TerminateProcess) and `stop()`
    * resolves with `null`.
    */
   async stop(): Promise<number | null> {
@@ -90,11 +107,12 @@ export class SpawnedLiaison extends Liaison {
     }
     const killer = setTimeout(() => child.kill("SIGKILL"), STOP_GRACE);
     try {
-      if (this.connected) {
+      const method = stopMethod(this.connected);
+      if (method === "shutdown") {
         // The reply may lose the race with the connection closing: either is fine.
         await Promise.race([this.shutdown({ timeout: null }).catch(() => undefined), this.#exited]);
       } else {
-        child.kill("SIGTERM");
+        child.kill(method === "SIGTERM" ? "SIGTERM" : "SIGKILL");
       }
       return await this.#exited;
     } finally {
@@ -125,7 +143,7 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
   const address = options.address ?? "127.0.0.1:0";
   const timeout = options.timeout ?? 20000;
   const token = options.token ?? randomBytes(32).toString("hex");
-  const argv = ["-m", "liaison.websocket", address, ...(options.args ?? [])];
+  const argv = ["-m", "liaison.websocket", address, ...(options.args ?? []), ...(options.gui ? ["--gui", options.gui] : [])];
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...(options.env ?? {}) })) if (v !== undefined) env[k] = v;
   env.LIAISON_TOKEN = token;
@@ -137,7 +155,7 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
     try {
       child = spawn(python, argv, { cwd: options.cwd, env, stdio: ["pipe", "pipe", "pipe"], windowsHide: true });
     } catch (e) {
-      reject(new LiaisonError("SpawnError", `cannot start the liaison (${command}): ${(e as Error).message}`, { cause: e }));
+      reject(new SpawnError("SpawnError", `cannot start the liaison (${command}): ${(e as Error).message}`, { cause: e }));
       return;
     }
     let stdout = "";
@@ -204,16 +222,16 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
     };
 
     const timer = setTimeout(() => {
-      fail(new LiaisonError("TimeoutError", withStderr(`the liaison (${command}) was not ready within ${timeout} ms`)));
+      fail(new SpawnError("TimeoutError", withStderr(`the liaison (${command}) was not ready within ${timeout} ms`)));
     }, timeout);
 
     child.once("error", (e) => {
-      fail(new LiaisonError("SpawnError", withStderr(`cannot start the liaison (${command}): ${e.message}`), { cause: e }));
+      fail(new SpawnError("SpawnError", withStderr(`cannot start the liaison (${command}): ${e.message}`), { cause: e }));
     });
     const onEnded = () => {
       if (settled) return;
       const how = exitSignal ? `was killed by ${exitSignal}` : `exited with code ${exitCode}`;
-      fail(new LiaisonError("SpawnError", withStderr(`the liaison (${command}) ${how} before it was ready`)));
+      fail(new SpawnError("SpawnError", withStderr(`the liaison (${command}) ${how} before it was ready`)));
     };
     // "close" comes once stderr is fully read; "exit" can come before it.
     child.once("close", onEnded);
@@ -237,7 +255,7 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
           void receivePushesAtOnce(liaison).then(() => resolve(liaison));
         },
         (e: LiaisonError) => {
-          fail(new LiaisonError(e.type === "TimeoutError" ? "TimeoutError" : "SpawnError", withStderr(`the liaison (${command}) started, but: ${e.message}`), { cause: e }));
+          fail(new SpawnError(e.type === "TimeoutError" ? "TimeoutError" : "SpawnError", withStderr(`the liaison (${command}) started, but: ${e.message}`), { cause: e }));
         },
       );
     };

@@ -163,3 +163,20 @@ test("jsonStringify turns typed arrays into (nested) arrays and refuses inexact 
   assert.equal(jsonStringify({ n: 5n, l: new BigInt64Array([3n]) }), '{"n":5,"l":[3]}');
   assert.throws(() => jsonStringify({ n: 2n ** 60n }), (e) => e.type === "EncodingError");
 });
+
+test("jsonStringify finds typed arrays, BigInts and toJSON anywhere, and is JSON.stringify without them", () => {
+  const deep = { k: [1, "a", [true, null, { x: [2.5, new Uint8Array([7])] }]] };
+  assert.equal(jsonStringify(deep), '{"k":[1,"a",[true,null,{"x":[2.5,[7]]}]]}');
+  assert.equal(jsonStringify([[{ n: [4n] }]]), "[[{\"n\":[4]}]]");
+  assert.equal(jsonStringify({ a: [new ArrayBuffer(2)] }), '{"a":[[0,0]]}');
+  const custom = { toJSON: () => new Float32Array([0.5]) };
+  assert.equal(jsonStringify({ c: [custom] }), '{"c":[[0.5]]}');
+  const when = new Date(0);
+  assert.equal(jsonStringify({ when, b: [Buffer.from([9])] }), `{"when":${JSON.stringify(when)},"b":[[9]]}`);
+  const shared = [1, 2];
+  const plain = { a: shared, b: [shared, { s: shared }], big: Array.from({ length: 5000 }, (_, i) => i / 7), f() {} };
+  assert.equal(jsonStringify(plain), JSON.stringify(plain));
+  const cyclic = { list: [1] };
+  cyclic.list.push(cyclic);
+  assert.throws(() => jsonStringify(cyclic), TypeError);
+});

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { readFileSync, readdirSync } from "node:fs";
 import { WebSocketServer } from "ws";
-import { connect, LiaisonError, encodeFrame } from "../dist/index.js";
+import { connect, LiaisonError, encodeFrame, RemoteError, CallCancelled, CallTimeout, ConnectFailed, ConnectionLost } from "../dist/index.js";
 
 let server;
 let url;
@@ -62,7 +62,36 @@ test("sends the documented message shape, token in the URL, and resolves with re
   assert.equal(seen[0].echo, false);
   assert.equal(seen[0].stream, undefined);
   assert.equal(seen[1].timeout, undefined, "timeout: null disables the default");
+  assert.equal(seen[1].echo, false, "echo is off by default, as in the Python client");
+  await l.run("f", [], {}, { echo: true });
+  assert.equal(seen[2].echo, true);
   await l.close();
+});
+
+test("errors have the Python client's classes, and keep their types", async () => {
+  handler = (msg, ws) => {
+    const type = msg.command.args[1];
+    if (type === "silent") return;
+    errorReply(ws, msg, type, "it failed");
+  };
+  const l = await connect(url);
+  const checks = [
+    ["ZeroDivisionError", RemoteError],
+    ["CancelledError", CallCancelled],
+    ["TimeoutError", CallTimeout],
+  ];
+  for (const [type, Class] of checks) {
+    await assert.rejects(l.run("f", [type]), (e) => {
+      assert.ok(e instanceof Class && e instanceof RemoteError && e instanceof LiaisonError, type);
+      assert.equal(e.type, type);
+      assert.equal(e.name, Class.name);
+      return true;
+    });
+  }
+  await assert.rejects(l.run("f", ["silent"], {}, { timeout: 50 }), (e) => e instanceof CallTimeout && e.type === "TimeoutError" && e.reply === undefined);
+  await l.close();
+  await assert.rejects(l.ping(), (e) => e instanceof ConnectionLost && e.type === "ConnectionClosed");
+  await assert.rejects(connect("ws://127.0.0.1:1/"), (e) => e instanceof ConnectFailed && e.type === "ConnectionError");
 });
 
 test("matches replies by id when they arrive out of order", async () => {

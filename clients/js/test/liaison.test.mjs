@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { connect, spawnLiaison, LiaisonError } from "../dist/node.js";
+import { connect, spawnLiaison, stopMethod, LiaisonError, RemoteError } from "../dist/node.js";
 
 const python = process.env.LIAISON_PYTHON ?? "python";
 const repo = fileURLToPath(new URL("../../../", import.meta.url));
@@ -67,15 +67,27 @@ test("get, exists, init, register, store, attempt, ping", async () => {
   assert.equal(await liaison.ping(), "pong");
 });
 
+test("a method for every command in the liaison's command table", async () => {
+  // The table (liaison/core/commands.py) is the one declaration of the commands.
+  const script = "import json; from liaison.core.commands import COMMANDS; print(json.dumps({n: c.method for n, c in COMMANDS.items()}))";
+  const methods = JSON.parse(execFileSync(python, ["-c", script], { encoding: "utf8" }));
+  assert.deepEqual(Object.keys(methods).sort(), Object.keys(await liaison.commands()).sort());
+  for (const [name, method] of Object.entries(methods)) {
+    assert.equal(typeof liaison[method], "function", `command ${name}: no method ${method}`);
+  }
+});
+
 test("a Python exception rejects with LiaisonError: type, message, traceback, reply", async () => {
-  await assert.rejects(liaison.run("operator:truediv", [1, 0]), (e) => {
-    assert.ok(e instanceof LiaisonError);
+  await assert.rejects(liaison.run("operator:truediv", [1, 0], {}, { echo: true }), (e) => {
+    assert.ok(e instanceof RemoteError && e instanceof LiaisonError);
     assert.equal(e.type, "ZeroDivisionError");
     assert.equal(e.message, "division by zero");
     assert.equal(e.reply.tag, "error");
     assert.deepEqual(e.reply.evt.command.args, ["operator:truediv", 1, 0]);
     return true;
   });
+  // By default the reply echoes no arguments (echo: false), as in the Python client.
+  await assert.rejects(liaison.run("operator:truediv", [1, 0]), (e) => e.reply.evt.command.args === undefined);
   // Raised in Python code, so the traceback has frames.
   await assert.rejects(liaison.init("f", "fractions:Fraction", [1, 0]), (e) => {
     assert.equal(e.type, "ZeroDivisionError");
@@ -85,7 +97,7 @@ test("a Python exception rejects with LiaisonError: type, message, traceback, re
     return true;
   });
   await assert.rejects(liaison.run("no_such_module_xyz:f"), { type: "ModuleNotFoundError" });
-  await assert.rejects(liaison.get("math:__class__"), { type: "InvalidTarget" });
+  await assert.rejects(liaison.get("math:pi..real"), { type: "InvalidTarget" });
   // The connection stays usable after errors.
   assert.equal(await liaison.run("operator:add", [2, 3]), 5);
 });
@@ -227,4 +239,19 @@ test("spawnLiaison rejects with the child's stderr when it cannot start", async 
   });
   await assert.rejects(spawnLiaison({ ...options, python: "/nonexistent/python" }), { type: "SpawnError" });
   assert.ok(Date.now() - t0 < 10000);
+});
+
+test("spawnLiaison passes gui as --gui", async () => {
+  await assert.rejects(spawnLiaison({ ...options, gui: "no-such-toolkit" }), (e) => {
+    assert.equal(e.type, "SpawnError");
+    assert.match(e.message, /unknown --gui 'no-such-toolkit'/);
+    return true;
+  });
+});
+
+test("stop() asks by shutdown while connected, else SIGTERM; Windows, with no signals, kills", () => {
+  for (const platform of ["linux", "darwin", "win32"]) assert.equal(stopMethod(true, platform), "shutdown");
+  assert.equal(stopMethod(false, "linux"), "SIGTERM");
+  assert.equal(stopMethod(false, "darwin"), "SIGTERM");
+  assert.equal(stopMethod(false, "win32"), "kill");
 });

@@ -51,6 +51,7 @@ from .errors import (
     RemoteError,
     SpawnError,
 )
+from .proxies import Remote
 from .spawn import spawn, spawn_async
 from .sync_client import Client, connect
 
@@ -63,6 +64,7 @@ __all__ = [
     "ClientError",
     "ConnectFailed",
     "ConnectionLost",
+    "Remote",
     "RemoteError",
     "SpawnError",
     "connect",

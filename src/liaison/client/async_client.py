@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import orjson
 from websockets.asyncio.client import ClientConnection
@@ -36,16 +36,39 @@ from .errors import (
     RemoteError,
     remote_error,
 )
+from .proxies import Remote, target_of
 
 if TYPE_CHECKING:
-    from .spawn import ChildLiaison
+    import subprocess
+
     from .stdio_channel import StdioChannel
 
-__all__ = ["AsyncClient", "Callback", "Opening", "connect_async"]
+__all__ = [
+    "AsyncClient",
+    "Callback",
+    "ChildProcess",
+    "Opening",
+    "connect_async",
+    "connect_client",
+    "open_websocket",
+]
 
 log = logging.getLogger("liaison.client")
 
 Callback = Callable[[Any], object]
+
+
+class ChildProcess(Protocol):
+    """A liaison process a client owns and stops when it closes (spawn's ChildLiaison)."""
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]: ...
+
+    def stop(self, graceful: bool = True, timeout: float = 10.0) -> int:
+        """Wait for the process to exit (asking it first if not ``graceful``); its status."""
+        ...
+
+
 """A progress, partial or push callback: called with one value, its result ignored."""
 
 _FINAL_TAGS = ("response", "error")
@@ -91,7 +114,7 @@ class AsyncClient:
         self._lost: ConnectionLost | None = None
         self._closing = False
         self._closed = False
-        self.child: ChildLiaison | None = None  # set by spawn_async: stopped by close()
+        self.child: ChildProcess | None = None  # set by spawn_async: stopped by close()
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     def __repr__(self) -> str:
@@ -116,7 +139,9 @@ class AsyncClient:
         on_progress: Callback | None = None,
         on_partial: Callback | None = None,
         binary: bool = False,
+        echo: bool = False,
         id: str | None = None,
+        ref: bool | str = False,
     ) -> Any:
         """Send ``command`` with ``args`` and ``kwargs``; return the reply's ``response``.
 
@@ -126,8 +151,11 @@ class AsyncClient:
         they go to ``on("progress")`` handlers); ``on_partial(item)``: stream a generator's
         items to it, the response is then the number of items; ``binary``: have numpy
         arrays and bytes in the result sent raw (they arrive as numpy arrays and bytes;
-        arguments holding them are always sent so); ``id``: the message id (default: a
-        fresh uuid4 hex), for :meth:`cancel`.
+        arguments holding them are always sent so); ``echo``: have the reply's ``evt``
+        carry the arguments back (the client matches replies by id, so by default it
+        does not, as in the JavaScript client); ``id``: the message id (default: a fresh
+        uuid4 hex), for :meth:`cancel`; ``ref``: ``True`` or ``"auto"`` to have the
+        result kept in the liaison and a reference object returned (see :meth:`module`).
 
         Raises :class:`RemoteError` (:class:`CallCancelled`, :class:`CallTimeout`) for an
         error reply, :class:`ConnectionLost` if the connection drops first, and the first
@@ -144,7 +172,7 @@ class AsyncClient:
         message: dict[str, Any] = {
             "command": {"command": command, "args": list(args), "kwargs": dict(kwargs or {})},
             "id": call_id,
-            "echo": False,  # the client matches on id: no need to get the arguments back
+            "echo": echo,
         }
         if timeout is not None:
             message["timeout"] = timeout
@@ -154,6 +182,8 @@ class AsyncClient:
             message["stream"] = True
         if binary:
             message["binary"] = True
+        if ref:
+            message["ref"] = ref
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         pending = _Pending(future, on_progress, on_partial)
         self._pending[call_id] = pending
@@ -195,9 +225,24 @@ class AsyncClient:
         result: dict[str, Any] = await self.call("try", [target, *args], kwargs)
         return result
 
-    async def get(self, target: str) -> Any:
-        """The value of ``target``."""
+    async def get(self, target: str | Remote) -> Any:
+        """The value of ``target``; for a :class:`Remote`, as ``await remote`` reads it."""
+        if isinstance(target, Remote):
+            return await target._ask("get", [target._target], {})
         return await self.call("get", [target])
+
+    def module(self, name: str) -> Remote:
+        """The module ``name`` of the liaison, as a :class:`Remote` (no round trip).
+
+        ``await client.module("math").sqrt(2)``; results that are not plain JSON come
+        back as Remotes for references (see :class:`Remote`).
+        """
+        return Remote(self, _as_is, name, None)
+
+    async def release(self, *references: str | Remote) -> list[str]:
+        """Free references made for this connection; all or none (NameNotFound names
+        each unknown or already released one)."""
+        return list(await self.call("release", [target_of(r) for r in references]))
 
     async def exists(self, target: str) -> bool:
         """Whether ``target`` resolves."""
@@ -231,6 +276,12 @@ class AsyncClient:
     async def commands(self) -> dict[str, Any]:
         """Every command of the liaison with its arguments and doc."""
         result: dict[str, Any] = await self.call("commands")
+        return result
+
+    async def configure(self, **options: str) -> dict[str, str]:
+        """Set options of this connection (``pushes="immediate"`` or ``"after-reply"``);
+        returns all of them. The client sets ``pushes="immediate"`` when it connects."""
+        result: dict[str, str] = await self.call("configure", (), options)
         return result
 
     async def cancel(self, id: str) -> bool:
@@ -398,6 +449,11 @@ async def connect_client(
     with contextlib.suppress(RemoteError):
         await client.call("configure", (), {"pushes": "immediate"})
     return client
+
+
+def _as_is(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """An AsyncClient's Remotes hand their coroutines to the caller to await."""
+    return coroutine
 
 
 async def open_websocket(

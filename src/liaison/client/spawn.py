@@ -211,12 +211,14 @@ def spawn(
     cwd: str | os.PathLike[str] | None = None,
     args: Sequence[str] = (),
     timeout: float = 20.0,
+    gui: str | None = None,
     transport: str = "websocket",
 ) -> Client:
     """Start a liaison in another interpreter and return a :class:`Client` connected to it.
 
     Runs ``python -m liaison.websocket ADDRESS *args`` in ``cwd`` with ``os.environ``
-    updated by ``env`` and a fresh ``LIAISON_TOKEN``, waits up to ``timeout`` seconds for
+    updated by ``env`` and a fresh ``LIAISON_TOKEN`` (``gui="tk"``, ``"qt"``... adds
+    ``--gui GUI``: windows its commands open stay alive), waits up to ``timeout`` seconds for
     its start marker and connects with the token. Closing the client sends ``shutdown``
     and waits for the process (SIGTERM, then SIGKILL, if it lingers); ``client.process``
     is its :class:`subprocess.Popen`. Raises :class:`SpawnError` with the child's stderr
@@ -225,7 +227,7 @@ def spawn(
     ``transport="stdio"`` runs ``python -m liaison.stdio *args`` instead and talks to it
     over its stdin and stdout (no port, no token; ``address`` is unused).
     """
-    child = start_child(python, address, env, cwd, args, transport)
+    child = start_child(python, address, env, cwd, _with_gui(args, gui), transport)
     try:
         return open_client(_connect(child, transport, timeout))
     except BaseException:
@@ -241,12 +243,15 @@ def spawn_async(
     cwd: str | os.PathLike[str] | None = None,
     args: Sequence[str] = (),
     timeout: float = 20.0,
+    gui: str | None = None,
     transport: str = "websocket",
 ) -> Opening[AsyncClient]:
     """:func:`spawn` for asyncio code: await it, or use it in ``async with``."""
 
     async def opening() -> AsyncClient:
-        child = await asyncio.to_thread(start_child, python, address, env, cwd, args, transport)
+        child = await asyncio.to_thread(
+            start_child, python, address, env, cwd, _with_gui(args, gui), transport
+        )
         try:
             return await _connect(child, transport, timeout)
         except BaseException:
@@ -254,3 +259,7 @@ def spawn_async(
             raise
 
     return Opening(opening)
+
+
+def _with_gui(args: Sequence[str], gui: str | None) -> list[str]:
+    return [*args, "--gui", gui] if gui is not None else list(args)

@@ -19,8 +19,9 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .async_client import AsyncClient, Callback, connect_client
+from .proxies import Remote
 
-__all__ = ["Client", "connect"]
+__all__ = ["Client", "connect", "open_client"]
 
 T = TypeVar("T")
 
@@ -97,13 +98,16 @@ class Client:
         on_progress: Callback | None = None,
         on_partial: Callback | None = None,
         binary: bool = False,
+        echo: bool = False,
         id: str | None = None,
+        ref: bool | str = False,
     ) -> Any:
         """Send any command with options; see :meth:`AsyncClient.call`."""
         return self._portal.run(
             self._client.call(
                 command, args, kwargs, timeout=timeout, concurrent=concurrent,
-                on_progress=on_progress, on_partial=on_partial, binary=binary, id=id,
+                on_progress=on_progress, on_partial=on_partial, binary=binary, echo=echo, id=id,
+                ref=ref,
             )
         )  # fmt: skip
 
@@ -115,9 +119,18 @@ class Client:
         """The ``try`` command: ``{"success": bool, "result": value or traceback text}``."""
         return self._portal.run(self._client.attempt(target, *args, **kwargs))
 
-    def get(self, target: str) -> Any:
-        """The value of ``target``."""
+    def get(self, target: str | Remote) -> Any:
+        """The value of ``target`` (a string, or a :class:`Remote`'s value)."""
         return self._portal.run(self._client.get(target))
+
+    def module(self, name: str) -> Remote:
+        """The module ``name`` of the liaison, as a :class:`Remote` (no round trip):
+        ``client.module("numpy").arange(10)``; see :meth:`AsyncClient.module`."""
+        return Remote(self._client, self._portal.run, name, None)
+
+    def release(self, *references: str | Remote) -> list[str]:
+        """Free references made for this connection; see :meth:`AsyncClient.release`."""
+        return self._portal.run(self._client.release(*references))
 
     def exists(self, target: str) -> bool:
         """Whether ``target`` resolves."""
@@ -154,6 +167,10 @@ class Client:
     def cancel(self, id: str) -> bool:
         """Cancel this connection's call ``id``; True if it was queued or running."""
         return self._portal.run(self._client.cancel(id))
+
+    def configure(self, **options: str) -> dict[str, str]:
+        """Set options of this connection; see :meth:`AsyncClient.configure`."""
+        return self._portal.run(self._client.configure(**options))
 
     def shutdown(self) -> bool:
         """Stop the liaison gracefully (the connection then closes)."""

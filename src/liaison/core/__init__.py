@@ -3,7 +3,8 @@
 from .companion import Companion
 from .encoding import dumps
 from .errors import (
-    CancelledError,
+    CommandCancelled,
+    CommandTimedOut,
     ExecutionError,
     InvalidArguments,
     InvalidMessage,
@@ -13,13 +14,13 @@ from .errors import (
     NameNotFound,
     RequestError,
     ResolutionError,
-    TimeoutError,
     UnknownCommand,
 )
 from .request import RejectedMessage, Request, parse_message
 
 __all__ = [
-    "CancelledError",
+    "CommandCancelled",
+    "CommandTimedOut",
     "Companion",
     "ExecutionError",
     "InvalidArguments",
@@ -32,7 +33,6 @@ __all__ = [
     "Request",
     "RequestError",
     "ResolutionError",
-    "TimeoutError",
     "UnknownCommand",
     "dumps",
     "parse_message",

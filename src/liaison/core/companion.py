@@ -11,11 +11,16 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .errors import InvalidArguments, InvalidTarget, UnknownCommand
-from .names import REFERENCE, Resolver, is_refused_name
+from .commands import COMMANDS, unknown_command
+from .errors import InvalidArguments, InvalidTarget
+from .names import REFERENCE, Resolver
+from .references import References, needs_reference
 from .request import Request
 
 __all__ = ["Companion"]
+
+# JSON values that can hold no reference, by exact type (bool is not an int here).
+_LEAVES = frozenset([int, float, bool, type(None)])
 
 
 class Companion:
@@ -28,18 +33,23 @@ class Companion:
     def __init__(self, allowed_modules: Iterable[str] | None = None) -> None:
         self.namespace: dict[str, Any] = {"companion": self}
         self.resolver = Resolver(allowed_modules)
-        # The names liaison 1.0 frontends send, mapped to the methods that serve them.
+        self.references = References(self.namespace)
+        # Who sent the running command (its connection), for `release`; the execution
+        # layer sets this, since only it knows which command runs on which thread.
+        self.current_owner: Callable[[], Any] = lambda: None
+        # The ordered commands of the table (core/commands.py), bound to their methods.
         self.commands: dict[str, Callable[..., Any]] = {
-            "get": self.resolve,
-            "exists": self.exists,
-            "init": self.initialize,
-            "run": self.call,
-            "try": self.attempt,
-            "register": self.register,
-            "store": self.store,
-            "ping": self.ping,
-            "names": self.names,
-            "describe": self.describe,
+            name: getattr(self, command.handler)
+            for name, command in COMMANDS.items()
+            if not command.control
+        }
+        # The commands that resolve `$` references, as they run a message that holds none.
+        self._literal_commands: dict[str, Callable[..., Any]] = {
+            "run": lambda fcn, /, *args, **kwargs: self._call(fcn, args, kwargs, False),
+            "init": lambda name, cls, /, *args, **kwargs: self._initialize(
+                name, cls, args, kwargs, False
+            ),
+            "try": lambda fcn, /, *args, **kwargs: self._attempt(fcn, args, kwargs, False),
         }
         self._signatures = {name: inspect.signature(f) for name, f in self.commands.items()}
         # Positional counts that need no Signature.bind (about 3 us) when there are no kwargs.
@@ -53,10 +63,7 @@ class Companion:
         """Raise UnknownCommand or InvalidArguments unless ``request`` can be executed."""
         signature = self._signatures.get(request.command)
         if signature is None:
-            raise UnknownCommand(
-                f"unknown command {request.command!r}; valid commands: "
-                + ", ".join(sorted(self.commands))
-            )
+            raise unknown_command(request.command)
         if not request.kwargs:
             least, most = self._positional_ranges[request.command]
             if least <= len(request.args) <= most:
@@ -72,8 +79,23 @@ class Companion:
             )
 
     def execute(self, request: Request) -> Any:
-        """Run the request's command and return its raw result (maybe a generator)."""
-        return self.commands[request.command](*request.args, **request.kwargs)
+        """Run the request's command and return its raw result (maybe a generator).
+
+        The arguments of a ``literal`` request (its message held no ``$``) hold no
+        reference: they go to the function as they are, unwalked.
+        """
+        command = self._literal_commands.get(request.command) if request.literal else None
+        if command is None:
+            command = self.commands[request.command]
+        return command(*request.args, **request.kwargs)
+
+    def response(self, request: Request, result: Any, owner: Any) -> Any:
+        """What the reply carries for ``result``: itself, or, as the request's ``ref``
+        option asks, a reference object for it owned by ``owner``."""
+        ref = request.ref
+        if ref is True or (ref == "auto" and needs_reference(result)):
+            return self.references.create(owner, result)
+        return result
 
     # -- resolution ---------------------------------------------------------------------
 
@@ -82,17 +104,28 @@ class Companion:
         return self.resolver.resolve(target, self.namespace)
 
     def actualize(self, value: Any) -> Any:
-        """``value`` with every ``$name.path`` string (also nested) replaced by its object."""
+        """``value`` with every ``$name.path`` string (also nested) replaced by its object.
+
+        Arrays and objects holding no reference are returned as they are, not copied.
+        """
         if isinstance(value, str):
             if value.startswith("$"):
                 match = REFERENCE.fullmatch(value)
                 if match:
                     return self.resolve(match.group(1))
             return value
-        if isinstance(value, list):
-            return [self.actualize(item) for item in value]
-        if isinstance(value, dict):
-            return {key: self.actualize(item) for key, item in value.items()}
+        if isinstance(value, (list, dict)):
+            out: Any = None
+            for key, item in enumerate(value) if isinstance(value, list) else value.items():
+                kind = type(item)
+                if kind in _LEAVES or (kind is str and not item.startswith("$")):
+                    continue  # most items: no call
+                new = self.actualize(item)
+                if new is not item:
+                    if out is None:
+                        out = value.copy()  # copied only if something is replaced
+                    out[key] = new
+            return value if out is None else out
         return value
 
     # -- commands -----------------------------------------------------------------------
@@ -111,24 +144,41 @@ class Companion:
         ``name`` and ``cls`` are positional-only, so the object's own keyword arguments
         may be called ``name`` or ``cls`` too (likewise ``fcn`` for ``run`` and ``try``).
         """
-        _check_name(name)
-        self.namespace[name] = self.call(cls, *args, **kwargs)
-        return name
+        return self._initialize(name, cls, args, kwargs, True)
 
     def call(self, fcn: str, /, *args: Any, **kwargs: Any) -> Any:
         """``fcn(*args, **kwargs)`` with ``$`` references resolved (``run``)."""
+        return self._call(fcn, args, kwargs, True)
+
+    def attempt(self, fcn: str, /, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Like ``run`` but never fails: ``{"success": bool, "result": value or error}``."""
+        return self._attempt(fcn, args, kwargs, True)
+
+    def _initialize(
+        self, name: str, cls: str, args: tuple[Any, ...], kwargs: dict[str, Any], refer: bool
+    ) -> str:
+        _check_name(name)
+        self.namespace[name] = self._call(cls, args, kwargs, refer)
+        self.references.adopt(name)
+        return name
+
+    def _call(self, fcn: str, args: tuple[Any, ...], kwargs: dict[str, Any], refer: bool) -> Any:
+        """``fcn(*args, **kwargs)``, resolving references in the arguments if ``refer``."""
         function = self.resolve(fcn)
         if not callable(function):
             raise InvalidTarget(f"{fcn!r} is not callable (it is a {type(function).__name__})")
+        if not refer:
+            return function(*args, **kwargs)
         return function(
             *[self.actualize(arg) for arg in args],
             **{key: self.actualize(value) for key, value in kwargs.items()},
         )
 
-    def attempt(self, fcn: str, /, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Like ``run`` but never fails: ``{"success": bool, "result": value or error}``."""
+    def _attempt(
+        self, fcn: str, args: tuple[Any, ...], kwargs: dict[str, Any], refer: bool
+    ) -> dict[str, Any]:
         try:
-            result = self.call(fcn, *args, **kwargs)
+            result = self._call(fcn, args, kwargs, refer)
             if inspect.isgenerator(result):
                 result = list(result)
         except Exception as error:
@@ -144,21 +194,35 @@ class Companion:
                 raise InvalidArguments(f"no name given and {target!r} has no __name__")
         _check_name(name)
         self.namespace[name] = element
+        self.references.adopt(name)
         return name
 
     def store(self, name: str, value: Any) -> str:
         """Store ``value`` as ``name`` (``store``); return ``name``."""
         _check_name(name)
         self.namespace[name] = value
+        self.references.adopt(name)
         return name
 
     def ping(self) -> str:
-        """Return ``"pong"``: tells a client the liaison is alive."""
+        """Return ``"pong"`` (``run companion.ping``; the ``ping`` command is a control one)."""
         return "pong"
 
     def names(self) -> list[str]:
         """The names in the namespace, sorted."""
         return sorted(self.namespace)
+
+    def release(self, *names: Any) -> list[str]:
+        """Free references made for this connection (``release``); all or none.
+
+        Returns the names released. Raises NameNotFound naming each name that is not a
+        live reference of this connection (never made, already released, another's).
+        """
+        for name in names:
+            if not isinstance(name, str):
+                got = type(name).__name__
+                raise InvalidArguments(f"release takes reference names (strings), got {got}")
+        return self.references.release(self.current_owner(), names)
 
     def describe(self, target: str) -> dict[str, Any]:
         """Kind, signature, parameters and doc of what ``target`` names, for building forms."""
@@ -166,26 +230,14 @@ class Companion:
 
         return describe(self.resolve(target), target)
 
-    def describe_commands(self) -> dict[str, dict[str, Any]]:
-        """Each command with its parameters and the first line of its doc."""
-        return {
-            name: {
-                "args": [
-                    ("*" if p.kind is p.VAR_POSITIONAL else "**" if p.kind is p.VAR_KEYWORD else "")
-                    + p.name
-                    for p in self._signatures[name].parameters.values()
-                ],
-                "doc": (inspect.getdoc(function) or "").split("\n")[0],
-            }
-            for name, function in self.commands.items()
-        }
-
 
 def _check_name(name: object) -> None:
+    # Any other string is a usable key, dunders included (liaison 1.0 took any); a dotted
+    # name could never be looked up, as targets split at dots.
     if not isinstance(name, str) or not name:
-        raise InvalidArguments(f"name must be a non-empty string, got {name!r}")
-    if "." in name or is_refused_name(name):
-        raise InvalidArguments(f"name {name!r} cannot be stored: no dots or dunders")
+        raise InvalidArguments(f"name must be a non-empty string, got {type(name).__name__}")
+    if "." in name:
+        raise InvalidArguments(f"name {name!r} cannot be stored: it has a dot")
 
 
 def _required(signature: inspect.Signature) -> list[str]:

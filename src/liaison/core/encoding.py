@@ -12,13 +12,14 @@ import enum
 import math
 import traceback
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import PurePath
 from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "format_exception", "import_string", "to_jsonable"]
+__all__ = ["NotPlainJSON", "dumps", "format_exception", "import_string", "plain_json_default",
+           "to_jsonable"]  # fmt: skip
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _LIAISON_PACKAGE = __name__.rsplit(".", 2)[0]
@@ -43,41 +44,63 @@ def format_exception(error: BaseException) -> list[str]:
     return traceback.format_exception(type(error), error, tb)
 
 
-def _default(obj: Any) -> Any:
-    """orjson's fallback: called for every value it does not encode natively."""
-    get_json = getattr(obj, "getJSON", None)
-    if callable(get_json) and not isinstance(obj, type):
-        try:
-            return get_json()
-        except Exception:  # a broken getJSON falls through to the generic rules
-            pass
-    if isinstance(obj, tuple):  # namedtuples and scipy's result tuples
-        return list(obj)
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return base64.b64encode(obj).decode("ascii")
-    if isinstance(obj, PurePath):
-        return str(obj)
-    if isinstance(obj, (set, frozenset)):
-        return list(obj)
-    if isinstance(obj, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType,
-                        types.MethodType)):  # fmt: skip
-        return import_string(obj)
-    if isinstance(obj, BaseException):
-        return "".join(format_exception(obj))
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, Mapping):
-        return dict(obj)
-    if isinstance(obj, (types.GeneratorType, Iterator)) and not hasattr(obj, "read"):
-        return list(obj)
-    tolist = getattr(obj, "tolist", None)  # numpy arrays orjson declines (non-contiguous, ...)
-    if callable(tolist) and type(obj).__module__.startswith("numpy"):
-        return tolist()
-    if isinstance(obj, complex):
-        return [obj.real, obj.imag]
-    if dataclasses.is_dataclass(obj):
-        return dataclasses.asdict(obj)  # type: ignore[arg-type]
-    return _safe_str(obj)
+_CODE_TYPES = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType,
+               types.MethodType)  # fmt: skip
+
+
+def _make_default(
+    for_code: Callable[[Any], Any],
+    for_iterator: Callable[[Any], Any],
+    for_other: Callable[[Any], Any],
+) -> Callable[[Any], Any]:
+    """An orjson fallback: data types are converted; modules, classes and functions go to
+    ``for_code``, iterators to ``for_iterator`` (consuming them) and any other object to
+    ``for_other`` (the cases that lose the object)."""
+
+    def default(obj: Any) -> Any:
+        """orjson's fallback: called for every value it does not encode natively."""
+        get_json = getattr(obj, "getJSON", None)
+        if callable(get_json) and not isinstance(obj, type):
+            try:
+                return get_json()
+            except Exception:  # a broken getJSON falls through to the generic rules
+                pass
+        if isinstance(obj, tuple):  # namedtuples and scipy's result tuples
+            return list(obj)
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            return base64.b64encode(obj).decode("ascii")
+        if isinstance(obj, PurePath):
+            return str(obj)
+        if isinstance(obj, (set, frozenset)):
+            return list(obj)
+        if isinstance(obj, _CODE_TYPES):
+            return for_code(obj)
+        if isinstance(obj, BaseException):
+            return "".join(format_exception(obj))
+        if isinstance(obj, enum.Enum):
+            return obj.value
+        if isinstance(obj, Mapping):
+            return dict(obj)
+        if isinstance(obj, (types.GeneratorType, Iterator)) and not hasattr(obj, "read"):
+            return for_iterator(obj)
+        tolist = getattr(obj, "tolist", None)  # numpy arrays orjson declines (non-contiguous, ...)
+        if callable(tolist) and type(obj).__module__.startswith("numpy"):
+            return tolist()
+        if isinstance(obj, complex):
+            return [obj.real, obj.imag]
+        if dataclasses.is_dataclass(obj):
+            return dataclasses.asdict(obj)  # type: ignore[arg-type]
+        return for_other(obj)
+
+    return default
+
+
+class NotPlainJSON(Exception):
+    """Raised by :func:`plain_json_default` at a value that JSON would only name or print."""
+
+
+def _not_plain(obj: Any) -> Any:
+    raise NotPlainJSON(type(obj).__name__)
 
 
 def dumps(value: Any) -> bytes:
@@ -127,3 +150,11 @@ def _safe_str(value: Any) -> str:
         return str(value)
     except Exception:
         return f"<unprintable {type(value).__name__}>"
+
+
+_default = _make_default(import_string, list, _safe_str)
+# The same conversions, but raising NotPlainJSON where _default would encode a module,
+# class or function as its import string, drain an iterator (which only a check must
+# not do), or encode another object as str(value): what `"ref": "auto"` makes a
+# reference of.
+plain_json_default = _make_default(_not_plain, _not_plain, _not_plain)

@@ -1,9 +1,25 @@
 """The exceptions of liaison's own making, one base class and a subclass per reply case.
 
-Each maps to one error reply whose ``exception.type`` is the class name.
+Each maps to one error reply whose ``exception.type`` is the class's ``__name__``.
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "CommandCancelled",
+    "CommandTimedOut",
+    "ExecutionError",
+    "InvalidArguments",
+    "InvalidMessage",
+    "InvalidTarget",
+    "LiaisonError",
+    "ModuleNotAllowed",
+    "NameNotFound",
+    "RequestError",
+    "ResolutionError",
+    "UnknownCommand",
+    "json_type_name",
+]
 
 
 class LiaisonError(Exception):
@@ -46,9 +62,37 @@ class ExecutionError(LiaisonError):
     """The execution of a command ended without a result."""
 
 
-class CancelledError(ExecutionError):
-    """The command was cancelled by a ``cancel`` command or at shutdown."""
+class CommandCancelled(ExecutionError):
+    """The command was cancelled by a ``cancel`` command or at shutdown.
+
+    On the wire ``CancelledError`` (``exception.type`` and the traceback's last line).
+    """
 
 
-class TimeoutError(ExecutionError):  # shadows the builtin: the wire name clients match on
-    """The command ran past its ``timeout``."""
+class CommandTimedOut(ExecutionError):
+    """The command ran past its ``timeout``.
+
+    On the wire ``TimeoutError`` (``exception.type`` and the traceback's last line).
+    """
+
+
+# The wire names, which clients match on, are the classes' __name__ (replies read it);
+# the Python names differ so that importing them shadows no builtin.
+CommandCancelled.__name__ = CommandCancelled.__qualname__ = "CancelledError"
+CommandTimedOut.__name__ = CommandTimedOut.__qualname__ = "TimeoutError"
+
+
+_JSON_TYPE_NAMES = {
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+def json_type_name(value: object) -> str:
+    """The JSON name of a decoded value's type, for error messages."""
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)

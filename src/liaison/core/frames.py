@@ -23,8 +23,7 @@ from typing import Any
 import orjson
 
 from .encoding import dumps
-from .errors import InvalidMessage
-from .request import json_type_name
+from .errors import InvalidMessage, json_type_name
 
 __all__ = ["DTYPES", "Frame", "decode_frame", "encode_frame", "resolve_buffers", "split_frame"]
 

@@ -2,7 +2,9 @@
 
 A target is an import string (``pkg.mod``, ``pkg.mod:attr.sub``, ``pkg.mod.attr``) or a
 namespace path (``name.attr.key``). Every segment is data: it is looked up with
-``getattr`` or ``[]``, and segments that lead to interpreter internals are refused.
+``getattr`` or ``[]``. Without an allow-list every name resolves, dunders included, as in
+liaison 1.0; with one, names that lead to interpreter internals are refused and every
+object reached must belong to an allowed module (docs/security.md has the rule).
 """
 
 from __future__ import annotations
@@ -16,13 +18,23 @@ from typing import Any
 
 from .errors import InvalidTarget, ModuleNotAllowed, NameNotFound
 
-__all__ = ["REFERENCE", "Resolver", "is_refused_name"]
+__all__ = ["REFERENCE", "REFERENCE_PREFIX", "Resolver", "is_reference_name", "is_refused_name"]
 
 # The `$name.attr` form liaison 1.0 recognised; other strings starting with `$` are literals.
 REFERENCE = re.compile(r"\$(\w+(?:\.\w+)*)")
+# Names the liaison makes for references (references.py): the prefix and a number.
+REFERENCE_PREFIX = "_ref"
+
+
+def is_reference_name(name: str) -> bool:
+    """True for a name of the form the liaison gives references (``_ref12``)."""
+    return name.startswith(REFERENCE_PREFIX) and name[len(REFERENCE_PREFIX) :].isdigit()
+
+
 _MODULE_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
-# Attributes that are not dunders but still hand out frames, globals or code objects.
+# Under an allow-list: attributes that are not dunders but still hand out frames, globals
+# or code objects.
 _REFUSED_NAMES = frozenset(
     {
         "f_globals", "f_locals", "f_builtins", "f_back", "f_code",
@@ -32,16 +44,30 @@ _REFUSED_NAMES = frozenset(
 )  # fmt: skip
 
 
+# Under an allow-list, the only dunders left: they read the object already reached (its
+# items) and take no attribute name. `__getattribute__("__globals__")` would end-run the
+# name rule, and `__setattr__` would let a client switch the guard off
+# (`companion.resolver.__setattr__ "allowed_modules" null`), so both stay refused.
+_PROTOCOL_DUNDERS = frozenset({"__getitem__", "__contains__", "__len__"})
+
+
 def is_refused_name(segment: str) -> bool:
-    """True for dunders (``__globals__``) and the frame/code attributes listed above."""
-    return (segment.startswith("__") and segment.endswith("__")) or segment in _REFUSED_NAMES
+    """True for the names an allow-list refuses in a path.
+
+    That is every dunder (``__globals__``, ``__class__``, ``__subclasses__``,
+    ``__setattr__``, ...) except the item-reading ones above, and the frame/code
+    attributes above.
+    """
+    if segment.startswith("__") and segment.endswith("__"):
+        return segment not in _PROTOCOL_DUNDERS
+    return segment in _REFUSED_NAMES
 
 
 class Resolver:
     """Turns target strings into objects, enforcing an optional allow-list of modules.
 
     ``allowed_modules``: module names a client may import (each covers its submodules);
-    ``None`` allows every module.
+    ``None`` allows every module and every name, as liaison 1.0 did.
     """
 
     def __init__(self, allowed_modules: Iterable[str] | None = None) -> None:
@@ -64,22 +90,34 @@ class Resolver:
             module_name, _, path = target.partition(":")
             if not _MODULE_PATH.fullmatch(module_name):
                 raise InvalidTarget(f"{target!r}: {module_name!r} is not a module name")
-            segments = self._segments(target, path)
+            segments = _segments(target, path)
+            self._check_names(target, [*module_name.split("."), *segments])
             return self._walk(self._import(module_name), segments, module_name)
-        segments = self._segments(target, target)
+        segments = _segments(target, target)
         head = segments[0]
         if head in namespace:
-            return self._walk(namespace[head], segments[1:], head)
+            # The head is a key of the namespace the client filled, not an attribute.
+            self._check_names(target, segments[1:])
+            obj = namespace[head]
+            if self.allowed_modules is not None:
+                self._check_owner(obj, head)
+            return self._walk(obj, segments[1:], head)
+        if is_reference_name(head):  # no module has such a name: say what happened
+            raise NameNotFound(
+                f"{head!r} is not a live reference: it was released, or the connection "
+                "that made it closed"
+            )
+        self._check_names(target, segments)
         return self._import_longest_prefix(target, segments)
 
-    def _segments(self, target: str, path: str) -> list[str]:
-        segments = path.split(".")
+    def _check_names(self, target: str, segments: list[str]) -> None:
+        if self.allowed_modules is None:
+            return
         for segment in segments:
-            if not segment:
-                raise InvalidTarget(f"{target!r} has an empty name in its path")
             if is_refused_name(segment):
-                raise InvalidTarget(f"{target!r}: access to {segment!r} is refused")
-        return segments
+                raise InvalidTarget(
+                    f"{target!r}: access to {segment!r} is refused by --allow-module"
+                )
 
     def _import(self, name: str) -> types.ModuleType:
         if not self.is_module_allowed(name):
@@ -109,20 +147,29 @@ class Resolver:
         raise ModuleNotAllowed(f"importing {segments[0]!r} is not allowed by --allow-module")
 
     def _walk(self, obj: Any, segments: list[str], path: str) -> Any:
-        checked = self.allowed_modules is not None
-        if checked:
-            self._check_allowed(obj, path)
         for segment in segments:
+            parent = obj
             obj = _step(obj, segment, path)
             path = f"{path}.{segment}"
-            if checked:
-                self._check_allowed(obj, path)
+            if self.allowed_modules is not None:
+                self._check_reached(obj, path, parent, segment)
         return obj
 
-    def _check_allowed(self, obj: Any, path: str) -> None:
-        # Walking out of an allowed module (`numpy:os.system`) must not reach another.
-        if self.allowed_modules is None:
-            return
+    def _check_reached(self, obj: Any, path: str, parent: Any, segment: str) -> None:
+        # Walking out of an allowed module (`json:codecs.open`) must not reach another.
+        if isinstance(obj, types.ModuleType):
+            # A module is judged by its own name, or by the allowed name it is imported
+            # as (`os:path` is `posixpath`, imported as `os.path`).
+            if self.is_module_allowed(obj.__name__) or (
+                sys.modules.get(path) is obj and self.is_module_allowed(path)
+            ):
+                return
+            raise ModuleNotAllowed(f"{path!r} is module {obj.__name__!r}, not allowed")
+        if isinstance(parent, types.ModuleType) and _exports(parent, segment):
+            return  # `operator:add` comes from `_operator`, `os:system` from `posix`
+        self._check_owner(obj, path)
+
+    def _check_owner(self, obj: Any, path: str) -> None:
         if isinstance(obj, types.ModuleType):
             owner = obj.__name__
         elif isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
@@ -131,8 +178,37 @@ class Resolver:
                 return
         else:
             return
-        if not self.is_module_allowed(owner):
+        if not self.is_module_allowed(owner) and not self._is_exported(obj):
             raise ModuleNotAllowed(f"{path!r} belongs to module {owner!r}, not allowed")
+
+    def _is_exported(self, obj: Any) -> bool:
+        # A namespace entry reached no module path: accept it if an allowed module exports
+        # it, so `register add operator:add` leaves `run add` usable. Refusals only.
+        name = getattr(obj, "__name__", None)
+        if not isinstance(name, str):
+            return False
+        return any(
+            isinstance(module, types.ModuleType)
+            and vars(module).get(name) is obj
+            and self.is_module_allowed(module_name)
+            and _exports(module, name)
+            for module_name, module in list(sys.modules.items())
+        )
+
+
+def _segments(target: str, path: str) -> list[str]:
+    segments = path.split(".")
+    if not all(segments):
+        raise InvalidTarget(f"{target!r} has an empty name in its path")
+    return segments
+
+
+def _exports(module: types.ModuleType, name: str) -> bool:
+    """Whether ``from module import *`` binds ``name``: listed in ``__all__``, or public."""
+    exported = vars(module).get("__all__")
+    if exported is None:
+        return not name.startswith("_")
+    return isinstance(exported, (list, tuple)) and name in exported
 
 
 def _step(obj: Any, segment: str, path: str) -> Any:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from .frames import Frame
 
 __all__ = ["encode", "error_reply", "partial_message", "progress_message", "rejection_reply",
-           "success_reply"]  # fmt: skip
+           "request_error_reply", "success_reply"]  # fmt: skip
 
 
 def encode(message: dict[str, Any], binary: bool = False) -> bytes | Frame:

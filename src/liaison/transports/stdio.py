@@ -9,7 +9,6 @@ Needs no third-party package and opens no port.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import os
@@ -20,44 +19,38 @@ from typing import Any
 
 from ..core.lines import LineDecoder, binary_header, encode_text
 from ..core.replies import error_reply
+from ..io_thread import TransportHandlers
 from ..settings import Settings
 from .inbox import LoopInbox
+from .outbox import CLOSED, CLOSING, OPEN, OUTBOX_HIGH_WATER_BYTES, QueuedConnection
 
 __all__ = ["StdioConnection", "StdioTransport"]
 
 log = logging.getLogger("liaison.transport")
 
-MessageHandler = Callable[[str | bytes, "StdioConnection"], None]
-
-# As over WebSocket: reading pauses while this many bytes of messages wait to be written.
-OUTBOX_HIGH_WATER_BYTES = 16 * 2**20
-# As over WebSocket: pushes held for a pending reply are sent at once past these.
-HELD_PUSHES_MAX = 1024
-HELD_PUSHES_MAX_BYTES = OUTBOX_HIGH_WATER_BYTES
 # Bytes the pipe transport may hold beyond what the pipe takes before the outbox waits.
 _PIPE_HIGH_WATER = 256 * 2**10
 # A larger pipe than Linux's 64 KiB default: a 2 MB message crosses in 2 wake-ups, not 32.
 _PIPE_SIZE = 2**20
 
 
-class StdioConnection:
+class StdioConnection(QueuedConnection):
     """The one peer: a thread-safe outbox in front of the output pipe.
 
     Like a WebSocket connection, reading pauses while ``max_pending`` messages await
     their reply or their turn, or ``OUTBOX_HIGH_WATER_BYTES`` wait, and a peer that stops
     reading while messages are pushed to it is dropped once the outbox overflows: over
     stdio that stops the liaison (``on_lost``). Everything queued in one turn of the
-    event loop leaves in one write.
+    event loop leaves in one write; unsolicited pushes follow the shared rule of
+    :class:`QueuedConnection`.
+
+    Its lifecycle (outbox.ConnectionState): to CLOSING when the outbox overflows or the
+    transport closes (``flush_all``: what is queued is handed to the pipe transport);
+    to CLOSED once the output pipe is closed (``output_closed``).
     """
 
-    id = 1
-
     def __init__(self, inbox: LoopInbox, max_pending: int, on_lost: Callable[[str], None]) -> None:
-        self._inbox = inbox
-        self._loop_thread = threading.get_ident()
-        self._outbox: collections.deque[bytes | bytearray] = collections.deque()
-        self._queued_bytes = 0
-        self._unanswered = 0
+        super().__init__(inbox)
         self._max_pending = max_pending
         self._on_lost = on_lost
         self._flush_pending = False
@@ -65,80 +58,25 @@ class StdioConnection:
         self._reading_paused = False
         self.writer: asyncio.WriteTransport | None = None
         self.reader: asyncio.ReadTransport | None = None
-        self.closed = False
-        self.immediate_pushes = False
-        self._held: collections.deque[bytes | bytearray] = collections.deque()
-        self._held_bytes = 0
 
     def __repr__(self) -> str:
-        return "<StdioConnection>"
-
-    # -- the Sink (any thread) ----------------------------------------------------------
-
-    def send(self, data: bytes | bytearray) -> None:
-        """Queue the final reply to one of the peer's messages (any thread)."""
-        self._call(self._enqueue_reply, data)
-
-    def push(self, data: bytes | bytearray) -> None:
-        """Queue a message of a running command: progress, partial (any thread)."""
-        self._call(self._enqueue, data)
-
-    def push_unsolicited(self, data: bytes | bytearray) -> None:
-        """Queue a message no command asked for (``liaison.send``; any thread)."""
-        self._call(self._enqueue_or_hold, data)
-
-    def set_immediate_pushes(self, immediate: bool) -> None:
-        """Opt in (True) or out of receiving unsolicited pushes at once (loop thread)."""
-        self.immediate_pushes = immediate
-        if immediate:
-            self._release_held()
-
-    def _call(self, method: Callable[[bytes | bytearray], None], data: bytes | bytearray) -> None:
-        if threading.get_ident() == self._loop_thread:
-            method(data)
-        else:
-            self._inbox.put(method, data)
-
-    # -- the outbox (loop thread) -------------------------------------------------------
+        return f"<StdioConnection {self.id}>"
 
     def received(self) -> None:
-        """Count a message read from the peer, not yet answered."""
+        """Count a message read from the peer, not yet answered (loop thread)."""
         self._unanswered += 1
         self._check_room()
 
-    def _enqueue_reply(self, data: bytes | bytearray) -> None:
-        self._unanswered -= 1
-        self._enqueue(data)
-        if self._held and not self._unanswered:
-            self._release_held()
-
-    def _enqueue_or_hold(self, data: bytes | bytearray) -> None:
-        # The rule of the WebSocket Connection (issue 11.2): a 1.0-style peer gets pushes
-        # after its pending replies, unless it opted in with `configure`.
-        if self.immediate_pushes or not (self._unanswered or self._held):
-            self._enqueue(data)
-            return
-        self._held.append(data)
-        self._held_bytes += len(data)
-        if len(self._held) > HELD_PUSHES_MAX or self._held_bytes > HELD_PUSHES_MAX_BYTES:
-            log.warning("too many pushed messages held for a pending reply: sending them now")
-            self._release_held()
-
-    def _release_held(self) -> None:
-        held = self._held
-        while held:
-            self._enqueue(held.popleft())
-        self._held_bytes = 0
-
     def _enqueue(self, data: bytes | bytearray) -> None:
-        if self.closed:
+        if self._state is not OPEN:
             return
-        if len(self._outbox) >= 4 * self._max_pending:
-            self.closed = True
+        outbox = self._outbox
+        if len(outbox) >= 4 * self._max_pending:
+            self._state = CLOSING
             self._on_lost("the peer does not read its messages")
             return
-        self._outbox.append(data)
-        self._queued_bytes += len(data)
+        outbox.append(data)
+        outbox.nbytes += len(data)
         if not self._flush_pending and self._writable:
             self._flush_pending = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -154,7 +92,8 @@ class StdioConnection:
         size = 0
         while outbox and size < _PIPE_HIGH_WATER:
             data = outbox.popleft()
-            self._queued_bytes -= len(data)
+            assert data is not None  # this outbox has no end mark: closing flushes it
+            outbox.nbytes -= len(data)
             size += len(data)
             if type(data) is bytes:
                 pieces.append(encode_text(data))
@@ -179,7 +118,7 @@ class StdioConnection:
     def _check_room(self) -> None:
         crowded = (
             self._unanswered + len(self._outbox) >= self._max_pending
-            or self._queued_bytes >= OUTBOX_HIGH_WATER_BYTES
+            or self._outbox.nbytes >= OUTBOX_HIGH_WATER_BYTES
         )
         if crowded != self._reading_paused and self.reader is not None:
             self._reading_paused = crowded
@@ -189,11 +128,16 @@ class StdioConnection:
                 self.reader.resume_reading()
 
     def flush_all(self) -> None:
-        """Hand everything queued to the pipe transport, room or not (when closing)."""
+        """Hand everything queued to the pipe transport, room or not, and queue nothing
+        more (when closing)."""
         self._writable = True
         while self._outbox and self.writer is not None and not self.writer.is_closing():
             self._flush()
-        self.closed = True
+        if self._state is OPEN:
+            self._state = CLOSING
+
+    def output_closed(self) -> None:
+        self._state = CLOSED
 
 
 class _Input(asyncio.Protocol):
@@ -226,22 +170,21 @@ class _Output(asyncio.BaseProtocol):
 
 class StdioTransport:
     """Serves the one peer on ``input_fd`` and ``output_fd``, handing every message to
-    ``on_message``; calls ``request_stop`` once when the peer goes (EOF on the input, a
-    broken output pipe, an overflowing outbox). It reads nothing until
+    ``handlers.on_message``; calls ``handlers.request_stop`` once when the peer goes (EOF
+    on the input, a broken output pipe, an overflowing outbox), and ``handlers.on_close``
+    with the connection once it is closed (:meth:`close`). It reads nothing until
     :meth:`start_reading`, so the start marker can go first."""
 
     def __init__(
         self,
         settings: Settings,
-        on_message: MessageHandler,
-        request_stop: Callable[[], None],
+        handlers: TransportHandlers,
         *,
         input_fd: int = 0,
         output_fd: int = 1,
     ) -> None:
         self.settings = settings
-        self.on_message = on_message
-        self.on_closed = request_stop
+        self.handlers = handlers
         self._fds = (input_fd, output_fd)
         self._decoder = LineDecoder(settings.max_message_size)
         self._lost = False
@@ -283,7 +226,7 @@ class StdioTransport:
         for message in self._decoder.feed(data):
             connection.received()
             if isinstance(message, (str, bytes)):
-                self.on_message(message, connection)
+                self.handlers.on_message(message, connection)
             else:
                 connection.send(error_reply(message, None, None))
 
@@ -296,23 +239,30 @@ class StdioTransport:
             return
         self._lost = True
         log.info("%s: stopping", reason)
-        self.on_closed()
+        self.handlers.request_stop()
 
     def broadcast(self, data: bytes) -> None:
         """Send ``data`` to the peer; callable from any thread."""
         self.connection.push_unsolicited(data)
 
     async def close(self) -> None:
-        """Write what is queued and close the pipes (waits at most a second). The fds stay
-        open: the stop marker follows."""
+        """Write what is queued and close the pipes (waits at most a second), then hand
+        the connection to ``handlers.on_close``: no message of the peer is handled after
+        this. The fds stay open: the stop marker follows."""
         self._lost = True  # from here on the pipes closing is no news
         connection = self.connection
+        try:
+            await self._close_pipes(connection)
+        finally:
+            self.handlers.on_close(connection)
+
+    async def _close_pipes(self, connection: StdioConnection) -> None:
         if connection.reader is not None:
             connection.reader.close()
         writer = connection.writer
+        connection.flush_all()
         if writer is None or writer.is_closing():
             return
-        connection.flush_all()
         writer.close()  # the pipe transport writes its buffer out, then closes
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._output_closed), 1.0)
@@ -320,6 +270,7 @@ class StdioTransport:
             writer.abort()  # the peer does not read: give up on the rest
 
     def output_closed(self, exc: Exception | None) -> None:
+        self.connection.output_closed()
         if not self._output_closed.done():
             self._output_closed.set_result(None)
         self.lost("stdout was closed" if exc is None else f"stdout failed: {exc}")

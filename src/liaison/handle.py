@@ -1,4 +1,7 @@
-"""The running liaison as user code sees it: ``liaison`` in the Companion's namespace."""
+"""The handle user code gets to the running liaison: ``liaison`` in the Companion's namespace.
+
+Not a server: the runtime builds it once the transport serves (runtime.py).
+"""
 
 from __future__ import annotations
 

@@ -7,9 +7,7 @@ what messages mean is the dispatcher's business.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import itertools
 import logging
 import socket
 import threading
@@ -21,9 +19,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HTTPRequest
 from websockets.http11 import Response as HTTPResponse
 
+from ..io_thread import TransportHandlers
 from ..security import check_handshake
 from ..settings import Settings
 from .inbox import LoopInbox
+from .outbox import CLOSED, CLOSING, OPEN, OUTBOX_HIGH_WATER_BYTES, QueuedConnection
 
 __all__ = ["Connection", "WebSocketTransport"]
 
@@ -32,19 +32,10 @@ log = logging.getLogger("liaison.transport")
 # Called with each message received: str for a text frame, bytes for a binary frame.
 MessageHandler = Callable[[str | bytes, "Connection"], None]
 
-# Reading a client pauses while this many bytes of messages wait to be sent to it, so a
-# client that pipelines requests with large replies and never reads holds bounded memory.
-OUTBOX_HIGH_WATER_BYTES = 16 * 2**20
-
-# Pushed messages held for a client until its pending replies are out (see
-# Connection.push_unsolicited), in messages and bytes; past either, they are sent at once.
-HELD_PUSHES_MAX = 1024
-HELD_PUSHES_MAX_BYTES = OUTBOX_HIGH_WATER_BYTES
-
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux only
 
 
-class Connection:
+class Connection(QueuedConnection):
     """One client: a thread-safe outbox in front of a websockets connection.
 
     Reading pauses while ``max_pending`` messages await their reply or their turn on
@@ -52,39 +43,31 @@ class Connection:
     holds bounded memory; a client that stops reading while messages are pushed to it
     is disconnected (1008) once its outbox overflows.
 
-    Unsolicited pushes (``liaison.send``) are held while any of the client's messages
-    awaits its reply, and follow that reply in order, unless the client opted in to
-    immediate pushes; past ``HELD_PUSHES_MAX`` messages or ``HELD_PUSHES_MAX_BYTES``
-    they are sent at once rather than lost.
+    Its lifecycle (outbox.ConnectionState): to CLOSING when the client left (the
+    transport calls ``close_outbox`` once the reader ends) or is disconnected for not
+    reading (``_enqueue``); to CLOSED by the writer when it stops, at the outbox's end
+    mark (``None``) or when the socket closes under it. Unsolicited pushes follow the
+    shared rule of :class:`QueuedConnection`.
     """
 
-    _ids = itertools.count(1)
-
     def __init__(self, ws: ServerConnection, inbox: LoopInbox, max_pending: int):
-        self.id = next(self._ids)
+        super().__init__(inbox)
         self.ws = ws
-        self._inbox = inbox
-        self._loop_thread = threading.get_ident()
-        # A deque and one future: asyncio.Queue costs ~10 Python calls per message.
-        self._outbox: collections.deque[bytes | bytearray | None] = collections.deque()
+        # One future wakes the writer: asyncio.Queue costs ~10 Python calls per message.
         self._outbox_filled: asyncio.Future[None] | None = None
+        # Who sends next, moved on the I/O thread only: the reader sets _handling around
+        # on_message, a reply made then lands in _reply_now and the reader sends it; any
+        # other send goes through the outbox, under _sending (reader or writer task).
         self._sending = False  # a task is sending: only one may be
-        self._finished = False  # the writer met the end-of-outbox mark
         self._handling = False  # the reader is in on_message
         self._reply_now: bytes | bytearray | None = None  # made while handling, unsent
         self._max_pending = max_pending
-        self._unanswered = 0
-        self._queued_bytes = 0
         self._room = asyncio.Event()
         self._room.set()
-        self.closed = False
         self._read_this_turn = 0  # messages read in this turn of the event loop
         self._turn_end_pending = False
         self._corked = False
         self._socket: Any = ws.transport.get_extra_info("socket") if _TCP_CORK else None
-        self.immediate_pushes = False
-        self._held: collections.deque[bytes | bytearray] = collections.deque()
-        self._held_bytes = 0
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} from {self.ws.remote_address}>"
@@ -107,63 +90,19 @@ class Connection:
         else:
             self._call(self._enqueue_reply, data)
 
-    def push(self, data: bytes | bytearray) -> None:
-        """Queue a message of a running command: progress, partial (any thread)."""
-        self._call(self._enqueue, data)
-
-    def push_unsolicited(self, data: bytes | bytearray) -> None:
-        """Queue a message no command asked for (``liaison.send``; any thread)."""
-        self._call(self._enqueue_or_hold, data)
-
-    def set_immediate_pushes(self, immediate: bool) -> None:
-        """Opt in (True) or out of receiving unsolicited pushes at once (loop thread)."""
-        self.immediate_pushes = immediate
-        if immediate:
-            self._release_held()
-
-    def _enqueue_or_hold(self, data: bytes | bytearray) -> None:
-        if self.immediate_pushes or not (self._unanswered or self._held):
-            self._enqueue(data)
-            return
-        # A liaison 1.0 client reads evt.id of every message while a call is pending:
-        # a push then would throw in it. It gets the push after its pending replies.
-        self._held.append(data)
-        self._held_bytes += len(data)
-        if len(self._held) > HELD_PUSHES_MAX or self._held_bytes > HELD_PUSHES_MAX_BYTES:
-            log.warning("%r: too many pushed messages held for a pending reply: sending them"
-                        " now", self)  # fmt: skip
-            self._release_held()
-
-    def _release_held(self) -> None:
-        held = self._held
-        while held:
-            self._enqueue(held.popleft())
-        self._held_bytes = 0
-
-    def _call(self, method: Callable[[bytes | bytearray], None], data: bytes | bytearray) -> None:
-        if threading.get_ident() == self._loop_thread:
-            method(data)
-        else:
-            self._inbox.put(method, data)
-
-    def _enqueue_reply(self, data: bytes | bytearray) -> None:
-        self._unanswered -= 1
-        self._enqueue(data)
-        if self._held and not self._unanswered:
-            self._release_held()
-
     def _enqueue(self, data: bytes | bytearray) -> None:
-        if self.closed:
+        if self._state is not OPEN:
             return
         if len(self._outbox) >= 4 * self._max_pending:
             log.warning("%r does not read its messages: disconnecting it", self)
-            self.closed = True
+            self._state = CLOSING
             asyncio.get_running_loop().create_task(
                 self.ws.close(1008, "client does not read its messages")
             )
             return
-        self._outbox.append(data)
-        self._queued_bytes += len(data)
+        outbox = self._outbox
+        outbox.append(data)
+        outbox.nbytes += len(data)
         self._wake_writer()
 
     def _wake_writer(self) -> None:
@@ -174,14 +113,14 @@ class Connection:
     def _crowded(self) -> bool:
         return (
             self._unanswered + len(self._outbox) >= self._max_pending
-            or self._queued_bytes >= OUTBOX_HIGH_WATER_BYTES
+            or self._outbox.nbytes >= OUTBOX_HIGH_WATER_BYTES
         )
 
     async def writer(self) -> None:
         """Send what others queue (replies from the main thread, pushes) until closed."""
         try:
             outbox = self._outbox
-            while not self._finished:
+            while self._state is not CLOSED:
                 while not outbox or self._sending:
                     self._outbox_filled = asyncio.get_running_loop().create_future()
                     await self._outbox_filled
@@ -190,7 +129,7 @@ class Connection:
         except ConnectionClosed:
             pass
         finally:
-            self.closed = True
+            self._state = CLOSED
             self._room.set()
 
     # Pipelined messages come many per read and are handled in one turn of the event
@@ -231,12 +170,12 @@ class Connection:
                 self._cork()
             while outbox:
                 data = outbox.popleft()
-                if data is None:
-                    self._finished = True
+                if data is None:  # the end mark
+                    self._state = CLOSED
                     return
                 # bytes are JSON text; a bytearray (core.frames.Frame) is a binary frame
                 await self.ws.send(data, text=not isinstance(data, bytearray))
-                self._queued_bytes -= len(data)
+                outbox.nbytes -= len(data)
                 if not self._room.is_set() and not self._crowded():
                     self._room.set()
         finally:
@@ -273,23 +212,20 @@ class Connection:
                 await self._room.wait()
 
     def close_outbox(self) -> None:
-        self.closed = True
+        """The client left: queue nothing more, and end the writer after what is queued."""
+        if self._state is OPEN:
+            self._state = CLOSING
         self._outbox.append(None)
         self._wake_writer()
 
 
 class WebSocketTransport:
-    """Serves WebSocket clients on one address, handing every message to ``on_message``."""
+    """Serves WebSocket clients on one address, handing every message to
+    ``handlers.on_message`` and each closed connection to ``handlers.on_close``."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        on_message: MessageHandler,
-        request_stop: Callable[[], None] | None = None,
-    ) -> None:
-        """``request_stop`` is unused: a WebSocket server outlives its clients."""
+    def __init__(self, settings: Settings, handlers: TransportHandlers) -> None:
         self.settings = settings
-        self.on_message = on_message
+        self.handlers = handlers
         self.connections: set[Connection] = set()
         self._server: Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -342,9 +278,12 @@ class WebSocketTransport:
                 return ws.respond(503, "too many connections\n")
             return None
         status, reason = refusal
-        log.warning(
+        # Info, not warning: launchers show stderr as errors, and a page probing ports is
+        # no error of the liaison's. The reason and Origin hold no secret.
+        origins = request.headers.get_all("Origin")
+        log.info(
             "refused a connection from %s: %s (Origin: %s)",
-            ws.remote_address, reason, request.headers.get("Origin"),
+            ws.remote_address, reason, ", ".join(origins) if origins else None,
         )  # fmt: skip
         return ws.respond(status, reason + "\n")
 
@@ -355,7 +294,7 @@ class WebSocketTransport:
         log.info("client connected: %r", connection)
         writer = asyncio.create_task(connection.writer())
         try:
-            await connection.reader(self.on_message)
+            await connection.reader(self.handlers.on_message)
         except ConnectionClosed:
             pass
         finally:
@@ -363,6 +302,7 @@ class WebSocketTransport:
             connection.close_outbox()
             await writer
             log.info("client disconnected: %r", connection)
+            self.handlers.on_close(connection)
 
     def broadcast(self, data: bytes) -> None:
         """Send ``data`` to every connected client; callable from any thread."""

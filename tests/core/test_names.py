@@ -1,0 +1,208 @@
+"""Name resolution by plain calls: Studio's dunder calls, and the --allow-module guard."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import operator
+import os
+from typing import Any
+
+import pytest
+
+import reexporter
+import studio_standins
+from liaison.core import Companion, InvalidTarget, ModuleNotAllowed
+from liaison.core.names import Resolver, is_refused_name
+
+SUBCLASSES = "studio_standins:PhotometerBackend.__subclasses__"
+USE_VERSION = "currentExperiment.settings.params.__getitem__"
+
+
+def compile_like_studio(companion: Companion) -> Any:
+    """Studio's two calls on every compile; returns the Param they changed."""
+    assert companion.initialize("useVersion", USE_VERSION, "Use version") == "useVersion"
+    assert companion.call("useVersion.__setattr__", "val", "") is None
+    return companion.resolve("useVersion")
+
+
+# -- no allow-list: names resolve as in liaison 1.0, dunders included ------------------------
+
+
+def test_studio_lists_subclasses_without_an_allow_list() -> None:
+    assert Companion().call(SUBCLASSES) == [
+        studio_standins.SpectraScanBackend,
+        studio_standins.ColorCalBackend,
+    ]
+
+
+def test_studio_compile_sequence_without_an_allow_list() -> None:
+    companion = Companion()
+    companion.initialize("currentExperiment", "studio_standins:Experiment")
+    param = compile_like_studio(companion)
+    assert param is companion.resolve("currentExperiment").settings.params["Use version"]
+    assert param.val == ""
+    assert companion.resolve("useVersion.val") == ""
+    assert companion.actualize("$useVersion.val") == ""
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("companion.__class__", Companion),
+        ("companion.namespace.__class__", dict),
+        ("json:dumps.__globals__", vars(json)),
+        ("json:__name__", "json"),
+        ("companion.resolve.__func__", Companion.resolve),
+        ("json:JSONDecoder.__mro__", json.JSONDecoder.__mro__),
+    ],
+)
+def test_every_name_resolves_without_an_allow_list(target: str, expected: Any) -> None:
+    # A connection can already call any function; refusing these protected nothing.
+    companion = Companion()
+    assert companion.resolve(target) == expected
+    assert companion.actualize("$" + target.replace(":", ".")) == expected
+    assert companion.exists(target) is True
+
+
+def test_dunder_names_can_be_stored_and_used() -> None:
+    companion = Companion()
+    assert companion.store("__version__", "1.0") == "__version__"
+    assert companion.resolve("__version__") == "1.0"
+    assert companion.register("f_globals", "json:dumps") == "f_globals"
+    assert companion.call("f_globals", [1]) == "[1]"
+    restricted = Companion(allowed_modules=["json"])
+    restricted.store("__x__", {"k": 1})  # a namespace key, not an attribute
+    assert restricted.resolve("__x__.k") == 1
+
+
+# -- with an allow-list: the item-reading dunders stay, the rest is refused ------------------
+
+
+def test_studio_reads_params_with_an_allow_list() -> None:
+    companion = Companion(allowed_modules=["studio_standins"])
+    companion.initialize("currentExperiment", "studio_standins:Experiment")
+    assert companion.initialize("useVersion", USE_VERSION, "Use version") == "useVersion"
+    assert companion.resolve("useVersion.val") == "2024.2.4"
+    assert companion.call("currentExperiment.settings.params.__contains__", "expName") is True
+    assert companion.call("currentExperiment.settings.params.__len__") == 2
+    # Setting attributes by name would let a client switch the guard off.
+    with pytest.raises(InvalidTarget, match="refused by --allow-module"):
+        companion.call("useVersion.__setattr__", "val", "")
+    assert companion.resolve("useVersion.val") == "2024.2.4"
+
+
+@pytest.mark.parametrize(
+    ("target", "args"),
+    [
+        ("companion.resolver.__setattr__", ["allowed_modules", None]),
+        ("json:JSONDecoder.__setattr__", ["$companion.resolver", "allowed_modules", None]),
+        ("companion.resolver.__delattr__", ["allowed_modules"]),
+        ("companion.namespace.__setitem__", ["companion", None]),
+    ],
+)
+def test_the_guard_cannot_be_switched_off_through_dunders(target: str, args: list[Any]) -> None:
+    companion = Companion(allowed_modules=["json"])
+    with pytest.raises(InvalidTarget, match="refused by --allow-module"):
+        companion.call(target, *args)
+    assert companion.resolver.allowed_modules == {"json"}
+    with pytest.raises(ModuleNotAllowed):
+        companion.resolve("os:system")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        SUBCLASSES,
+        "studio_standins:Experiment.__init__.__globals__",
+        "studio_standins:Experiment.__class__",
+        "studio_standins:Experiment.__mro__",
+        "studio_standins:Experiment.__base__",
+        "studio_standins:Experiment.__dict__",
+        "studio_standins:__builtins__",
+        "studio_standins:__loader__",
+        "studio_standins:__spec__",
+        "currentExperiment.__class__",
+        "currentExperiment.settings.params.__class__",
+        "currentExperiment.settings.__getattribute__",
+        "currentExperiment.settings.__setattr__",
+        "currentExperiment.settings.params.__setitem__",
+        "currentExperiment.settings.params.__getitem__.__self__",
+        "currentExperiment.__init__.__code__",
+        "currentExperiment.__reduce_ex__",
+        "studio_standins.__init__:Experiment",
+        "sys:_getframe.f_globals",
+    ],
+)
+def test_introspection_is_refused_with_an_allow_list(target: str) -> None:
+    companion = Companion(allowed_modules=["studio_standins", "sys"])
+    companion.initialize("currentExperiment", "studio_standins:Experiment")
+    with pytest.raises(InvalidTarget, match="refused by --allow-module"):
+        companion.resolve(target)
+    with pytest.raises(InvalidTarget, match="refused"):
+        companion.actualize("$" + target.replace(":", "."))
+    assert companion.exists(target) is False
+
+
+def test_the_refused_names() -> None:
+    for name in ("__globals__", "__class__", "__mro__", "__subclasses__", "__dict__",
+                 "__builtins__", "__code__", "__base__", "__getattribute__", "__getattr__",
+                 "__setattr__", "__delattr__", "__setitem__", "__delitem__", "__init__",
+                 "__", "f_globals", "gi_frame", "tb_frame"):  # fmt: skip
+        assert is_refused_name(name), name
+    for name in ("__getitem__", "__contains__", "__len__", "val", "_private", "__private"):
+        assert not is_refused_name(name), name
+
+
+# -- with an allow-list: what an allowed module exports --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("allowed", "target", "expected"),
+    [
+        ("operator", "operator:add", operator.add),  # defined in _operator
+        ("operator", "operator.add", operator.add),
+        ("os", "os:system", os.system),  # defined in posix
+        ("os", "os:path", os.path),  # the module posixpath, imported as os.path
+        ("os", "os.path:join", os.path.join),  # likewise
+        ("bisect", "bisect:insort", bisect.insort),  # no __all__, defined in _bisect
+        ("json", "json.decoder:JSONDecoder", json.JSONDecoder),
+        ("reexporter", "reexporter:getcwd", os.getcwd),  # public, so exported
+    ],
+)
+def test_an_allowed_module_exports_what_it_reexports(
+    allowed: str, target: str, expected: Any
+) -> None:
+    assert Resolver([allowed]).resolve(target, {}) is expected
+
+
+@pytest.mark.parametrize(
+    ("allowed", "target"),
+    [
+        ("json", "json:codecs"),  # a module reached by walking is judged by its own name
+        ("json", "json:codecs.open"),
+        ("json", "json.decoder:re"),
+        ("json", "json.decoder:re.compile"),
+        ("json", "json.decoder:scanstring"),  # from _json, and not in json.decoder.__all__
+        ("reexporter", "reexporter:_getpid"),  # private, so not exported
+        ("heapq", "heapq:_heapify_max"),  # from _heapq, and not in heapq.__all__
+        ("os", "os:sys"),
+        ("os", "os:abc.ABC"),
+    ],
+)
+def test_walks_out_of_an_allowed_module_stay_refused(allowed: str, target: str) -> None:
+    with pytest.raises(ModuleNotAllowed):
+        Resolver([allowed]).resolve(target, {})
+
+
+def test_namespace_objects_are_judged_by_their_module_or_an_allowed_export() -> None:
+    companion = Companion(allowed_modules=["reexporter", "operator"])
+    companion.namespace["leaked"] = os.system  # as a call's result could put it there
+    with pytest.raises(ModuleNotAllowed):
+        companion.resolve("leaked")
+    assert companion.register("plus", "operator:add") == "plus"
+    assert companion.call("plus", 2, 3) == 5
+    companion.namespace["cwd_function"] = os.getcwd  # reexporter exports getcwd
+    assert companion.resolve("cwd_function") is os.getcwd
+    assert companion.call("reexporter:cwd") == os.getcwd()
+    assert reexporter.pid() == os.getpid()

@@ -1,0 +1,291 @@
+"""``--gui tk|qt``: the toolkit's event loop runs on the main thread between commands.
+
+Under a real X server: the ``display`` fixture starts Xvfb (skips without it, unless
+LIAISON_REQUIRE_GUI=1, as CI sets). Timers are counted over intervals the test measures
+itself; waits poll replies against a deadline, never sleep for a fixed time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from conftest import STOP, LiaisonProcess, RawClient, spawn_liaison
+from liaison.gui import GuiLoop, create_gui_loop
+
+REQUIRED = os.environ.get("LIAISON_REQUIRE_GUI") == "1"
+WINDOWS_CHOICES = "wakeup=recv,interrupt=simulated,parent_watch=process-handle"
+
+
+def _missing(what: str) -> None:
+    if REQUIRED:
+        pytest.fail(f"{what} (LIAISON_REQUIRE_GUI=1)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[str]:
+    """A fresh Xvfb server; its display name, e.g. ``:5``."""
+    if shutil.which("Xvfb") is None:
+        _missing("Xvfb is not installed (Debian package xvfb)")
+    read, write = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-nolisten", "tcp", "-screen", "0", "800x600x24"],
+        pass_fds=[write], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(write)
+    number = b""
+    while not number.endswith(b"\n"):
+        chunk = os.read(read, 16)  # Xvfb writes the display number once it accepts clients
+        if not chunk:
+            break
+        number += chunk
+    os.close(read)
+    if not number.strip():
+        server.kill()
+        server.wait()
+        _missing("Xvfb did not start")
+    yield f":{number.decode().strip()}"
+    server.terminate()
+    server.wait(10)
+
+
+_qt_failure: list[str] = []  # why Qt cannot open a window here, found out once
+
+
+def _qt_available(display: str) -> None:
+    try:
+        from liaison.gui.qt import qt_modules
+
+        qt_modules()
+    except ImportError:
+        _missing("no Qt binding installed (pip install PySide6-Essentials)")
+    if not _qt_failure:
+        # Qt aborts the process when its platform plugin cannot load (missing X libraries).
+        done = subprocess.run(
+            [sys.executable, "-c", "from liaison.gui.qt import qt_modules; "
+             "qt_modules()[1].QApplication([])"],
+            env={**os.environ, "DISPLAY": display}, capture_output=True, timeout=60,
+        )  # fmt: skip
+        _qt_failure.append("" if done.returncode == 0 else done.stderr.decode()[-500:])
+    if _qt_failure[0]:
+        _missing(f"Qt cannot open a window (scripts/gui-packages.txt): {_qt_failure[0]}")
+
+
+def gui_liaison(display: str, gui: str, hostos: str = "") -> LiaisonProcess:
+    env = {"DISPLAY": display, "LIAISON_HOSTOS": hostos}
+    return spawn_liaison("--gui", gui, env=env)
+
+
+def wait_until(client: RawClient, done: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll (one round trip at a time) until ``done()``; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        client.call("ping")
+
+
+def ticks_over(client: RawClient, name: str, seconds: float) -> tuple[int, float]:
+    """(ticks counted, seconds measured) while the liaison is idle for about ``seconds``."""
+    started = time.monotonic()
+    first = client.call("run", "gui_helpers:ticks", name)
+    time.sleep(seconds)  # idle on purpose: what is measured is what happens meanwhile
+    last = client.call("run", "gui_helpers:ticks", name)
+    return last - first, time.monotonic() - started
+
+
+@pytest.fixture(params=["tk", "qt"])
+def toolkit(request: pytest.FixtureRequest, display: str) -> str:
+    if request.param == "qt":
+        _qt_available(display)
+    return str(request.param)
+
+
+def test_a_window_timer_keeps_firing_while_the_liaison_is_idle(display: str, toolkit: str) -> None:
+    process = gui_liaison(display, toolkit)
+    try:
+        client = RawClient(process.url)
+        assert client.call("run", f"gui_helpers:start_{toolkit}_ticker", 20) == "started"
+        counted, seconds = ticks_over(client, toolkit, 1.5)
+        assert counted > 25 * seconds / 1.5, (counted, seconds)
+        assert process.stop() == 0
+        assert process.stdout.endswith(f"{STOP}127.0.0.1:{process.port}".encode())
+    finally:
+        process.kill()
+
+
+def test_the_windows_choices_serve_a_gui_loop_too(display: str) -> None:
+    # Tk polls instead of watching a socket, as on Windows.
+    process = gui_liaison(display, "tk", WINDOWS_CHOICES)
+    try:
+        client = RawClient(process.url)
+        client.call("run", "gui_helpers:start_tk_ticker", 20)
+        counted, seconds = ticks_over(client, "tk", 1.5)
+        assert counted > 25 * seconds / 1.5, (counted, seconds)
+        client.send(client.command("run", "gui_helpers:pump_tk", 30, id="pump"))
+        assert client.call("ping") == "pong"
+        assert client.call("cancel", "pump") is True
+        reply = client.receive()
+        assert reply["id"] == "pump" and reply["exception"]["type"] == "CancelledError"
+        assert process.stop() == 0
+    finally:
+        process.kill()
+
+
+def test_a_ping_is_answered_while_a_gui_command_runs(display: str) -> None:
+    process = gui_liaison(display, "tk")
+    try:
+        client = RawClient(process.url)
+        client.call("run", "gui_helpers:start_tk_ticker", 20)
+        client.send(client.command("run", "gui_helpers:pump_tk", 2, id="pump"))
+        client.send(client.command("ping", id="ping"))
+        first, second = client.receive(), client.receive()
+        assert (first["id"], second["id"]) == ("ping", "pump")
+        assert second["response"] > 0  # the window's timer ran during the command
+    finally:
+        process.stop()
+
+
+def test_cancel_ends_a_gui_command_and_the_loop_goes_on(display: str, toolkit: str) -> None:
+    process = gui_liaison(display, toolkit)
+    try:
+        client = RawClient(process.url)
+        client.call("run", f"gui_helpers:start_{toolkit}_ticker", 20)
+        command = "gui_helpers:pump_tk" if toolkit == "tk" else "time:sleep"
+        client.send(client.command("run", command, 30, id="long"))
+        assert client.call("ping") == "pong"
+        assert client.call("cancel", "long") is True
+        reply = client.receive()
+        assert reply["id"] == "long" and reply["exception"]["type"] == "CancelledError"
+        before = client.call("run", "gui_helpers:ticks", toolkit)
+        wait_until(client, lambda: client.call("run", "gui_helpers:ticks", toolkit) > before + 5)
+        assert process.stop() == 0
+        assert "Traceback" not in process.stderr_text()
+    finally:
+        process.kill()
+
+
+def test_a_timeout_ends_a_gui_command(display: str) -> None:
+    process = gui_liaison(display, "tk")
+    try:
+        client = RawClient(process.url)
+        reply = client.ask(client.command("run", "gui_helpers:pump_tk", 30, timeout=0.3))
+        assert reply["exception"]["type"] == "TimeoutError"
+        assert client.call("run", "builtins:len", "ab") == 2
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigint", "shutdown", "during a command"])
+def test_stopping_quits_the_loop_cleanly(display: str, toolkit: str, how: str) -> None:
+    process = gui_liaison(display, toolkit)
+    try:
+        client = RawClient(process.url)
+        client.call("run", f"gui_helpers:start_{toolkit}_ticker", 20)
+        if how == "shutdown":
+            assert client.call("shutdown") is True
+            code = process.process.wait(10)
+            process.read_stdout()
+        elif how == "during a command":
+            client.send(client.command("run", "time:sleep", 30, id="long"))
+            assert client.call("ping") == "pong"
+            code = process.stop()
+        else:
+            code = process.stop(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
+        assert code == 0
+        assert process.stdout.endswith(f"{STOP}127.0.0.1:{process.port}".encode())
+        assert "Traceback" not in process.stderr_text()
+        assert "ignored the stop" not in process.stderr_text()  # not the watchdog's exit
+    finally:
+        process.kill()
+
+
+@pytest.mark.parametrize(("gui", "backend"), [("tk", "TkAgg"), ("qt", "QtAgg")])
+def test_a_matplotlib_figure_stays_responsive_between_commands(
+    display: str, gui: str, backend: str
+) -> None:
+    if gui == "qt":
+        _qt_available(display)
+    process = gui_liaison(display, gui)
+    try:
+        client = RawClient(process.url)
+        assert client.call("run", "gui_helpers:show_figure", backend) == backend
+        counted, seconds = ticks_over(client, "mpl", 1.5)
+        assert counted > 25 * seconds / 1.5, (counted, seconds)
+        # draw_idle only asks: the loop draws between commands.
+        draws = client.call("run", "gui_helpers:redraw_figure")
+        wait_until(client, lambda: client.call("run", "gui_helpers:ticks", "draws") > draws)
+    finally:
+        process.stop()
+
+
+def test_an_unknown_toolkit_is_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "liaison.websocket", "127.0.0.1:0", "--gui", "motif"],
+        capture_output=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == b""
+    assert b"unknown --gui 'motif'" in done.stderr
+
+
+def test_no_display_is_one_clear_line_and_no_marker() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    done = subprocess.run(
+        [sys.executable, "-m", "liaison.websocket", "127.0.0.1:0", "--gui", "tk"],
+        capture_output=True, timeout=30, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1 and done.stdout == b""
+    assert done.stderr.startswith(b"liaison: error: --gui tk: cannot start Tk")
+
+
+# -- the adapters in-process -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fd_readers", [True, False])
+def test_a_loop_pulls_after_each_wake_and_quits_from_another_thread(
+    display: str, toolkit: str, fd_readers: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISPLAY", display)
+    loop: GuiLoop = create_gui_loop(toolkit, fd_readers)
+    loop.prepare()
+    pulls: list[int] = []
+    woken = threading.Event()
+
+    def pull() -> None:
+        pulls.append(threading.get_ident())
+        woken.set()
+
+    def other_thread() -> Any:
+        for _ in range(3):
+            woken.clear()
+            loop.wake()
+            assert woken.wait(10)
+        loop.quit()
+
+    helper = threading.Thread(target=other_thread)
+    helper.start()
+    loop.run(pull)  # returns once quit
+    helper.join(10)
+    assert len(pulls) >= 3 and set(pulls) == {threading.get_ident()}
+
+
+def test_the_python_spawn_helper_passes_gui(display: str) -> None:
+    from conftest import TESTS
+    from liaison.client import spawn
+
+    with spawn(gui="tk", env={"DISPLAY": display, "PYTHONPATH": TESTS}) as liaison:
+        liaison.run("gui_helpers:start_tk_ticker", 20)
+        first = liaison.run("gui_helpers:ticks", "tk")
+        deadline = time.monotonic() + 10
+        # Without --gui nothing would run Tk's timers: the count would stay put.
+        while liaison.run("gui_helpers:ticks", "tk") < first + 10:
+            assert time.monotonic() < deadline, "the window's timer does not fire"
