@@ -8,7 +8,7 @@ import orjson
 
 from .errors import InvalidMessage, json_type_name
 
-__all__ = ["RejectedMessage", "Request", "parse_frame", "parse_message"]
+__all__ = ["RejectedMessage", "Request", "may_hold_dollar", "parse_frame", "parse_message"]
 
 
 class Request:
