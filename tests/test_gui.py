@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from conftest import STOP, LiaisonProcess, RawClient, spawn_liaison
+from conftest import STOP, LiaisonProcess, RawClient, StdioClient, spawn_liaison
 from liaison.gui import GuiLoop, create_gui_loop
 
 REQUIRED = os.environ.get("LIAISON_REQUIRE_GUI") == "1"
@@ -289,3 +289,21 @@ def test_the_python_spawn_helper_passes_gui(display: str) -> None:
         # Without --gui nothing would run Tk's timers: the count would stay put.
         while liaison.run("gui_helpers:ticks", "tk") < first + 10:
             assert time.monotonic() < deadline, "the window's timer does not fire"
+
+
+def test_a_gui_loop_serves_the_stdio_transport(display: str, toolkit: str) -> None:
+    client = StdioClient("--gui", toolkit, env={"DISPLAY": display})
+    try:
+        assert client.call("run", f"gui_helpers:start_{toolkit}_ticker", 20) == "started"
+        counted, seconds = ticks_over(client, toolkit, 1.5)
+        assert counted > 25 * seconds / 1.5, (counted, seconds)
+        client.send(client.command("run", "time:sleep", 30, id="long"))
+        assert client.call("ping") == "pong"  # the I/O thread reads while a command runs
+        assert client.close() == 0  # EOF ends the command and quits the loop
+        lines = []
+        while (line := client.lines.get(timeout=10)) is not None:
+            lines.append(line)
+        assert lines[-1] == STOP + "stdio", lines
+        assert "Traceback" not in client.stderr.decode()
+    finally:
+        client.kill()

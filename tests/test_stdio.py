@@ -7,7 +7,10 @@ both transports through the ``client`` fixture (conftest.py).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -15,9 +18,11 @@ import orjson
 import pytest
 
 from conftest import START, STOP, TESTS, StdioClient
+from liaison.io_thread import TransportHandlers
 from liaison.settings import Settings
 from liaison.transports.inbox import LoopInbox
-from liaison.transports.stdio import StdioConnection
+from liaison.transports.outbox import ConnectionState
+from liaison.transports.stdio import StdioConnection, StdioTransport
 
 
 def rest_of_channel(client: StdioClient) -> list[Any]:
@@ -136,3 +141,53 @@ def test_the_python_client_over_stdio_has_the_same_api() -> None:
         assert raised.value.type == "ZeroDivisionError"
         process = remote.process
     assert process is not None and process.returncode == 0
+
+
+def test_user_output_stdout_is_refused_and_stderr_accepted() -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "liaison.stdio", "--user-output", "stdout"],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+    )  # fmt: skip
+    assert refused.returncode == 2 and refused.stdout == b""
+    assert b"stdout carries the messages" in refused.stderr
+    client = StdioClient("--user-output", "stderr")
+    assert client.call("run", "builtins:print", "printed") is None
+    assert client.close() == 0
+    assert rest_of_channel(client) == []
+    assert "printed" in client.stderr.decode()
+
+
+def test_closing_the_transport_hands_its_connection_to_on_close() -> None:
+    """In-process, over a real pipe pair: EOF asks for the stop; close() then reports the
+    connection closed (the dispatcher frees its references there) after writing what
+    was queued."""
+
+    async def scenario() -> None:
+        peer_in, our_in = os.pipe()  # the liaison reads peer_in
+        our_out, peer_out = os.pipe()  # the liaison writes peer_out
+        received: list[Any] = []
+        closed: list[Any] = []
+        stopped = asyncio.Event()
+        handlers = TransportHandlers(
+            lambda message, sink: received.append((message, sink)),
+            closed.append,
+            stopped.set,
+        )
+        transport = StdioTransport(Settings(), handlers, input_fd=peer_in, output_fd=peer_out)
+        assert await transport.start() == "stdio"
+        transport.start_reading()
+        os.write(our_in, b'{"id": 1}\n')
+        os.close(our_in)  # EOF
+        await asyncio.wait_for(stopped.wait(), 10)
+        ((message, sink),) = received
+        assert message == '{"id": 1}' and sink is transport.connection
+        sink.send(b'{"tag": "response"}')
+        assert closed == []
+        await transport.close()
+        assert closed == [transport.connection]
+        assert transport.connection.state is ConnectionState.CLOSED
+        assert os.read(our_out, 100) == b'{"tag": "response"}\n'
+        for fd in (peer_in, peer_out, our_out):
+            os.close(fd)
+
+    asyncio.run(scenario())
