@@ -7,13 +7,21 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { Liaison, openSocket, receivePushesAtOnce, type ConnectOptions } from "./client.js";
 import { LiaisonError, SpawnError } from "./errors.js";
-import { START_MARKER } from "./index.js";
+import { START_MARKER, STOP_MARKER } from "./index.js";
+import { PipeSocket } from "./stdio.js";
 
 export * from "./index.js";
 
 export interface SpawnOptions {
   /** The Python executable (looked up in `PATH`, no shell). Default: `"python"`. */
   python?: string;
+  /**
+   * `"websocket"` runs `python -m liaison.websocket ADDRESS` and connects to it;
+   * `"stdio"` runs `python -m liaison.stdio` and talks to it over its stdin and stdout
+   * (no port, no token; `address`, `token` and `WebSocket` are unused, and what its
+   * commands print arrives on its stderr). Default: `"websocket"`.
+   */
+  transport?: "websocket" | "stdio";
   /** `HOST:PORT` to bind; port `0` picks a free port. Default: `"127.0.0.1:0"`. */
   address?: string;
   /** Working directory of the child. Default: this process's. */
@@ -57,11 +65,11 @@ const STDERR_KEEP = 64 * 1024;
 export class SpawnedLiaison extends Liaison {
   /** The Python child process. */
   readonly process: ChildProcess;
-  /** The token the liaison was started with (to connect more clients, e.g. a renderer). */
+  /** The token the liaison was started with (to connect more clients, e.g. a renderer); `""` over stdio. */
   readonly token: string;
-  /** The host the liaison reported in its start marker. */
+  /** The host the liaison reported in its start marker; `"stdio"` over stdio. */
   readonly host: string;
-  /** The port the liaison listens on. */
+  /** The port the liaison listens on; `0` over stdio. */
   readonly port: number;
   #exited: Promise<number | null>;
   #stderr: () => string;
@@ -133,6 +141,8 @@ function connectHost(host: string): string {
  * Starts `python -m liaison.websocket ADDRESS ...args` with a fresh random token (in
  * `LIAISON_TOKEN`), waits for `LIAISON:CONNECTED@HOST:PORT` on its stdout, connects,
  * and resolves with the connection. The child is killed when this process exits.
+ * With `transport: "stdio"` it starts `python -m liaison.stdio ...args` instead and
+ * the connection runs over the child's stdin and stdout: the same {@link Liaison} API.
  *
  * Rejects with a {@link LiaisonError} holding the child's stderr if the child cannot
  * be started (`SpawnError`), exits first (`SpawnError`), or the timeout passes
@@ -142,11 +152,18 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
   const python = options.python ?? "python";
   const address = options.address ?? "127.0.0.1:0";
   const timeout = options.timeout ?? 20000;
-  const token = options.token ?? randomBytes(32).toString("hex");
-  const argv = ["-m", "liaison.websocket", address, ...(options.args ?? []), ...(options.gui ? ["--gui", options.gui] : [])];
+  const transport = options.transport ?? "websocket";
+  if (transport !== "websocket" && transport !== "stdio") {
+    return Promise.reject(new LiaisonError("TypeError", `transport must be "websocket" or "stdio", got ${JSON.stringify(transport)}`));
+  }
+  const stdio = transport === "stdio";
+  const token = stdio ? "" : (options.token ?? randomBytes(32).toString("hex"));
+  const entry = stdio ? ["liaison.stdio"] : ["liaison.websocket", address];
+  const argv = ["-m", ...entry, ...(options.args ?? []), ...(options.gui ? ["--gui", options.gui] : [])];
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...(options.env ?? {}) })) if (v !== undefined) env[k] = v;
-  env.LIAISON_TOKEN = token;
+  if (stdio) delete env.LIAISON_TOKEN;
+  else env.LIAISON_TOKEN = token;
   const started = Date.now();
   const command = [python, ...argv].join(" ");
 
@@ -197,19 +214,29 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
       stderr += chunk;
       if (stderr.length > STDERR_KEEP) stderr = stderr.slice(-STDERR_KEEP);
     });
-    child.stdout!.setEncoding("utf8");
-    child.stdout!.on("data", (chunk: string) => {
-      if (ready) return; // kept drained after the start marker
-      stdout += chunk;
-      const m = new RegExp(`${START_MARKER}@(\\S+):(\\d+)`).exec(stdout);
-      if (m) {
-        ready = true;
-        stdout = "";
-        onReady(m[1], Number(m[2]));
-      } else if (stdout.length > STDERR_KEEP) {
-        stdout = stdout.slice(-1024);
-      }
-    });
+    if (stdio) {
+      const pipe = new PipeSocket(
+        child.stdin!,
+        child.stdout!,
+        { start: `${START_MARKER}@stdio`, stop: `${STOP_MARKER}@stdio` },
+        () => onPipeReady(pipe),
+        (line) => fail(new SpawnError("SpawnError", withStderr(`the liaison (${command}) wrote ${JSON.stringify(line.slice(0, 200))} before its start marker`))),
+      );
+    } else {
+      child.stdout!.setEncoding("utf8");
+      child.stdout!.on("data", (chunk: string) => {
+        if (ready) return; // kept drained after the start marker
+        stdout += chunk;
+        const m = new RegExp(`${START_MARKER}@(\\S+):(\\d+)`).exec(stdout);
+        if (m) {
+          ready = true;
+          stdout = "";
+          onReady(m[1], Number(m[2]));
+        } else if (stdout.length > STDERR_KEEP) {
+          stdout = stdout.slice(-1024);
+        }
+      });
+    }
     // Keep the child's stdin open: it is how some launch setups notice that we are gone.
     child.stdin!.on("error", () => undefined);
 
@@ -238,6 +265,14 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
     child.once("exit", () => {
       setTimeout(onEnded, 1000).unref();
     });
+
+    const onPipeReady = (pipe: PipeSocket) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      const liaison = new SpawnedLiaison(pipe, { url: "stdio", timeout: options.callTimeout }, child, { token, host: "stdio", port: 0, exited, stderr: tail });
+      void receivePushesAtOnce(liaison).then(() => resolve(liaison));
+    };
 
     const onReady = (host: string, port: number) => {
       if (settled) return;
