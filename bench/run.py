@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import client as C
 import instructions
+import stdio_rows
 from servers import (
     BENCH,
     Server,
@@ -185,6 +186,34 @@ def js_client_header() -> str:
     )
 
 
+def stdio_metrics(p: C.Params) -> list[Metric]:
+    """The stdio transport's rows (bench/stdio_rows.py), beside the WebSocket ones above."""
+    return [
+        Metric(
+            "stdio_seq_ping_median_us",
+            "stdio: sequential ping round trip, median (WebSocket: the first row)",
+            "µs",
+            "lower",
+            ratio=False,
+        ),
+        Metric(
+            "stdio_pipe_ping_rate",
+            f"stdio: pipelined ping throughput ({p.pipe_n:,} in flight)",
+            "msg/s",
+            "higher",
+            ratio=False,
+        ),
+        Metric(
+            "stdio_payload_ms",
+            f"stdio: {p.payload_bytes / 1e6:g} MB string round trip (`run copy:copy`)",
+            "ms",
+            "lower",
+            digits=1,
+            ratio=False,
+        ),
+    ]
+
+
 def metrics(p: C.Params, rounds: int = 1) -> list[Metric]:
     """The table's rows; ``rounds``: of the start-up measurement."""
     mb = p.payload_bytes / 1e6
@@ -307,6 +336,7 @@ def metrics(p: C.Params, rounds: int = 1) -> list[Metric]:
             "f64_bin_mbs", f"{f64:g} MB float64 array to client, binary frame", "MB/s", "higher"
         ),
         *js_metrics(p),
+        *stdio_metrics(p),
         Metric(
             "sleep_ping_max_ms",
             f"ping during a {p.sleep_s:g} s command, max",
@@ -415,6 +445,7 @@ GROUPS: list[tuple[str, Callable[..., Any], list[str], list[str]]] = [
     ),
     ("arrays", C.m_arrays, ["arange_json_ms", "arange_bin_ms", "f64_json_mbs", "f64_bin_mbs"], []),
     ("JS client", m_js_client, list(JS_ROWS.values()), []),
+    ("stdio", stdio_rows.m_stdio, stdio_rows.ROWS, ["seq_n", "pipe_n", "pipe_reps"]),
     (
         "ping during command",
         C.m_ping_during_command,
