@@ -1,7 +1,8 @@
 /// <reference types="node" />
 /**
- * The stdio transport's client side (Node only): a {@link WebSocketLike} over a child's
- * stdin and stdout, so `Liaison` (client.ts) runs over it unchanged.
+ * The stdio transport's client side: a {@link WebSocketLike} over a child's stdin and
+ * stdout, so `Liaison` (client.ts) runs over it unchanged. Used by node.ts; it imports no
+ * Node module itself (bytes are plain Uint8Arrays, which Node's Buffers are).
  *
  * The framing is the liaison's (docs/protocol.md, "The stdio transport"): a text message
  * is one line of UTF-8 JSON; a binary frame is a header line `#N`, N raw bytes and a
@@ -13,6 +14,17 @@ import type { WebSocketLike } from "./client.js";
 const NEWLINE = 0x0a;
 const HASH = 0x23;
 const HEADER_DIGITS = 20; // a longer "#..." line is no header (as core/lines.py)
+const utf8 = new TextDecoder();
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const whole = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    whole.set(part, at);
+    at += part.length;
+  }
+  return whole;
+}
 
 type Listener = (event: any) => void;
 
@@ -21,12 +33,12 @@ export type Piece = string | ArrayBuffer;
 
 /** Splits a byte stream into text lines and binary frames; throws on a bad header. */
 export class LineReader {
-  #chunks: Buffer[] = []; // bytes of an unfinished line (holding no newline) or frame
+  #chunks: Uint8Array[] = []; // bytes of an unfinished line (holding no newline) or frame
   #length = 0;
   #frameSize: number | null = null; // set while a binary frame's bytes come in
 
   /** The messages completed by `chunk`, in order. */
-  feed(chunk: Buffer): Piece[] {
+  feed(chunk: Uint8Array): Piece[] {
     const pieces: Piece[] = [];
     let rest = chunk;
     while (rest.length > 0) {
@@ -52,24 +64,24 @@ export class LineReader {
       rest = rest.subarray(end + 1);
       if (line.length === 0) continue; // blank lines are skipped
       if (line[0] === HASH) {
-        const digits = line.subarray(1).toString("latin1");
-        if (!/^\d+$/.test(digits) || digits.length > HEADER_DIGITS) throw new Error(`bad binary frame header ${JSON.stringify(line.subarray(0, 40).toString("latin1"))}`);
+        const digits = String.fromCharCode(...line.subarray(1, HEADER_DIGITS + 2));
+        if (!/^\d+$/.test(digits) || digits.length > HEADER_DIGITS) throw new Error(`bad binary frame header ${JSON.stringify("#" + digits)}`);
         this.#frameSize = Number(digits);
       } else {
-        pieces.push(line.toString("utf8"));
+        pieces.push(utf8.decode(line));
       }
     }
     return pieces;
   }
 
-  #keep(bytes: Buffer): void {
+  #keep(bytes: Uint8Array): void {
     this.#chunks.push(bytes);
     this.#length += bytes.length;
   }
 
   /** What is kept followed by `last`, as one buffer; nothing is kept after. */
-  #take(last: Buffer): Buffer {
-    const whole = this.#chunks.length === 0 ? last : Buffer.concat([...this.#chunks, last]);
+  #take(last: Uint8Array): Uint8Array {
+    const whole = this.#chunks.length === 0 ? last : concat([...this.#chunks, last]);
     this.#chunks = [];
     this.#length = 0;
     return whole;
@@ -102,7 +114,7 @@ export class PipeSocket implements WebSocketLike {
     this.#input = input;
     this.#stopMarker = markers.stop;
     input.on("error", () => undefined); // EPIPE once the child is gone: the close follows
-    output.on("data", (chunk: Buffer) => {
+    output.on("data", (chunk: Uint8Array) => {
       let pieces: Piece[];
       try {
         pieces = this.#reader.feed(chunk);
