@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from conftest import START, STOP, RawClient, free_port, spawn_liaison
 
@@ -179,3 +180,38 @@ def test_log_level_controls_stderr() -> None:
     finally:
         process.stop()
     assert "client connected" in process.stderr_text()
+
+
+@pytest.mark.parametrize("round_", range(4))
+def test_a_stop_signal_at_any_moment_loses_no_reply_and_prints_no_traceback(round_: int) -> None:
+    # A SIGTERM while the main thread works through queued commands lands anywhere on it:
+    # between taking a job and running it, in a logging call (debug level logs on the main
+    # thread), in a command. Every command that was read still gets exactly one reply.
+    process = spawn_liaison("--log-level", "debug")
+    client = RawClient(process.url)
+    # Imported first: an interrupt landing in the import machinery's weakref callbacks is
+    # printed by Python as "Exception ignored" (and the command then runs to its end).
+    assert client.call("run", "remote_helpers:echo", "warm") == "warm"
+    ids = [f"c{i}" for i in range(200)]
+    for request_id in ids:
+        client.send(client.command("run", "remote_helpers:echo", request_id, id=request_id))
+    assert client.call("ping") == "pong"  # all 200 have been read (and queued)
+    process.process.send_signal(signal.SIGTERM)
+    finals: list[dict[str, object]] = []
+    try:
+        while True:
+            message = client.receive()
+            if message.get("tag") in ("response", "error"):
+                finals.append(message)
+    except ConnectionClosed:
+        pass
+    assert process.process.wait(10) == 0
+    process.stop()  # reads the rest of stdout
+    assert sorted(str(m["id"]) for m in finals) == sorted(ids)
+    for message in finals:
+        exception = message.get("exception")
+        assert message.get("response") == message["id"] or (
+            isinstance(exception, dict) and exception["type"] == "CancelledError"
+        ), message
+    assert process.stdout.endswith(f"{STOP}127.0.0.1:{process.port}".encode())
+    assert "Traceback" not in process.stderr_text()

@@ -296,17 +296,10 @@ class Executor:
                 job = self._queue.get()
                 if job is None:
                     break
-                if not job.start():
-                    continue
-                self._main_job = job
-                try:
-                    self._run(job)
+                try:  # noqa: SIM105 - free when nothing is raised, unlike suppress()
+                    self._run_on_main(job)
                 except Interrupted:
-                    pass  # aimed at a job that had already replied
-                finally:
-                    self._main_job = None
-        except Stopping:
-            pass
+                    pass  # landed after the job's reply, as it left
         finally:
             self.stopping.set()
             self._drain_queue()
@@ -344,17 +337,29 @@ class Executor:
         if job is None:
             gui.quit()
             return
-        if job.start():
-            self._main_job = job
-            try:
-                self._run(job)
-            except Interrupted as interrupt:
-                if isinstance(interrupt, Stopping):
-                    gui.quit()
-            finally:
-                self._main_job = None
-        if not self._queue.empty():
+        try:  # noqa: SIM105 - free when nothing is raised, unlike suppress()
+            self._run_on_main(job)
+        except Interrupted:
+            pass  # landed after the job's reply, as it left
+        if self.stopping.is_set():
+            gui.quit()
+        elif not self._queue.empty():
             gui.wake()  # one job per callback: the windows repaint between commands
+
+    def _run_on_main(self, job: Job) -> None:
+        """Run an ordered job on this (main) thread. It replies once, even when a stop or
+        an interrupt lands on either side of the command itself."""
+        if not job.start():
+            return  # cancelled while queued: it has replied
+        self._main_job = job
+        try:
+            if self.stopping.is_set():
+                raise Stopping  # stop() came after the job left the queue
+            self._run(job)
+        except Interrupted as interrupted:
+            job.fail(interrupted.reply_error(job))  # sends nothing if it has replied
+        finally:
+            self._main_job = None
 
     def wake_main(self) -> None:
         """Let the main thread run Python soon (so pending signal handlers run) even if
@@ -407,11 +412,11 @@ class Executor:
         if pending is None:
             return
         job, reason = pending
+        # Only into a running command: raised anywhere else (the idle loop, a toolkit,
+        # the executor's own bookkeeping) it would lose a reply or end the process. A
+        # stop without a running command ends run_forever through the queue instead.
         if job is not None and job is self._main_job and job.state is RUNNING:
             raise reason
-        if reason is Stopping and self._gui is None:
-            raise reason  # ends run_forever; a GUI loop is quit by stop() instead
-        # Otherwise the job it was aimed at has finished meanwhile.
 
     # -- running a job (any thread) -----------------------------------------------------
 

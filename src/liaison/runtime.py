@@ -20,7 +20,7 @@ from typing import Any
 from .constants import START_MARKER, STOP_MARKER
 from .core import Companion
 from .dispatch import Dispatcher
-from .execution import Executor, Stopping
+from .execution import Executor
 from .gui import GuiLoop, create_gui_loop
 from .handle import Liaison
 from .hostos import current_host
@@ -79,9 +79,6 @@ class Runtime:
             print(f"liaison: error: cannot listen on {self.settings.host}:{self.settings.port}: "
                   f"{error.strerror or error}", file=sys.stderr)  # fmt: skip
             return 1
-        except Stopping:
-            self.io.shutdown()
-            return 0
         self.companion.namespace["liaison"] = Liaison(address, self.io.broadcast, self.stop)
         self.output.started(f"{START_MARKER}@{address}")
         if on_listening is not None:
@@ -111,6 +108,7 @@ class Runtime:
     def _on_signal_heard(self, signum: int) -> None:
         """On the I/O thread: enforce the stop even if the main thread is stuck, and let
         a GUI loop idling there run the signal's Python handler."""
+        log.info("received %s: stopping", signal.Signals(signum).name)
         self._start_watchdog()
         self.executor.wake_main()
 
@@ -124,14 +122,11 @@ class Runtime:
             signal.signal(signum, self._on_stop_signal)
 
     def _on_stop_signal(self, signum: int, frame: Any) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        if self.settings.gui is not None:
-            # Raised while the GUI loop idles, Stopping would reach the toolkit (which
-            # prints it), not the executor: quit the loop, interrupt the command instead.
-            self.executor.stop()
-            return
-        self.executor.stopping.set()
-        raise Stopping
+        # Raises nothing itself: raised here, Stopping could land in the idle loop, a
+        # toolkit or the executor's bookkeeping and lose a reply. The executor
+        # interrupts the running command, if any, and ends its loop. No logging either:
+        # the main thread may be inside a logging call (the I/O thread logs it).
+        self.executor.stop()
 
     def _start_watchdog(self) -> None:
         """Exit the process if the main thread is still stuck in a command after the grace."""
