@@ -191,3 +191,31 @@ def test_closing_the_transport_hands_its_connection_to_on_close() -> None:
             os.close(fd)
 
     asyncio.run(scenario())
+
+
+def test_a_client_send_blocked_on_a_full_pipe_fails_when_the_child_goes() -> None:
+    """In-process, over a real pipe pair: a send waiting for the child to read its stdin
+    must end, not wait forever, once that pipe breaks (the child died or was killed)."""
+    from websockets.exceptions import ConnectionClosed
+
+    from liaison.client.stdio_channel import StdioChannel
+
+    async def scenario() -> None:
+        child_stdin, our_stdin = os.pipe()
+        our_stdout, child_stdout = os.pipe()
+        os.write(child_stdout, START.encode() + b"stdio\n")
+        with (
+            open(our_stdin, "wb", buffering=0) as stdin,
+            open(our_stdout, "rb", buffering=0) as stdout,
+        ):
+            channel = await StdioChannel.open(stdin, stdout, 10)
+            send = asyncio.ensure_future(channel.send("x" * (4 << 20)))  # far over the pipe's size
+            await asyncio.wait({send}, timeout=0.2)  # the pipe is full: it waits
+            assert not send.done()
+            os.close(child_stdin)  # the child is gone
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(send, 10)
+            await channel.close()
+        os.close(child_stdout)
+
+    asyncio.run(scenario())

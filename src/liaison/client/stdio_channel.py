@@ -40,6 +40,8 @@ class _Pipes(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._reading:
             self._channel.feed_eof()
+        else:  # stdin broke or closed: a send waiting for room must end, not wait forever
+            self._channel.writable.set()
 
     def pause_writing(self) -> None:
         self._channel.writable.clear()
@@ -110,11 +112,14 @@ class StdioChannel:
         else:
             writer.writelines([binary_header(len(data)), data, b"\n"])
         await self.writable.wait()  # the pipe is full: wait till the liaison reads
+        if writer.is_closing():  # ... or till the pipe broke or close() was called
+            raise ConnectionClosed(None, None)
 
     async def close(self) -> None:
         """Close the child's stdin (a stdio liaison stops on EOF) and stop reading."""
         if self._writer is not None:
             self._writer.close()
+        self.writable.set()  # a send waiting for room gives up (it raises ConnectionClosed)
         if self._reader is not None:
             self._reader.close()
         self.feed_eof()
