@@ -52,6 +52,22 @@ def test_a_reference_passed_back_travels_as_its_name(remote: Client) -> None:
         remote.module("builtins").len(remote.module("math"))
 
 
+def test_a_module_path_nested_in_an_argument_is_refused_before_sending(remote: Client) -> None:
+    """As at the top level, and as the JavaScript client does: never sent as its str()."""
+    math_module = remote.module("math")
+    nested: list[object] = [
+        [math_module],
+        {"key": [1, math_module]},
+        [b"raw", math_module],  # the binary-frame path
+    ]
+    for argument in nested:
+        with pytest.raises(TypeError, match="'math' is a module path"):
+            remote.run("builtins:repr", argument)
+    with pytest.raises(TypeError, match="module path"):
+        remote.module("builtins").len([math_module])
+    assert remote.ping() == "pong"  # nothing half-sent
+
+
 def test_release_and_use_after_release(remote: Client) -> None:
     rng = remote.module("random").Random(1)
     name = rng._target

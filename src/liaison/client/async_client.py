@@ -36,7 +36,7 @@ from .errors import (
     RemoteError,
     remote_error,
 )
-from .proxies import Remote, target_of
+from .proxies import Remote, refusing_module_paths, target_of
 
 if TYPE_CHECKING:
     import subprocess
@@ -344,13 +344,12 @@ class AsyncClient:
     # -- the wire -----------------------------------------------------------------------
 
     async def _send(self, message: dict[str, Any]) -> None:
-        # Arguments holding numpy arrays or bytes travel raw, in one binary frame.
-        frame = encode_frame(message)
+        with refusing_module_paths():
+            # Arguments holding numpy arrays or bytes travel raw, in one binary frame.
+            frame = encode_frame(message)
+            data = dumps(message).decode() if frame is None else bytes(frame)
         try:
-            if frame is None:
-                await self._websocket.send(dumps(message).decode())
-            else:
-                await self._websocket.send(bytes(frame))
+            await self._websocket.send(data)
         except ConnectionClosed:
             await asyncio.shield(self._reader)  # it records why the connection ended
             raise ConnectionLost(str(self._lost)) from None

@@ -11,13 +11,34 @@ it to its result (Client: its loop thread), so no logic is written twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Protocol
 
 from ..core.references import REF_KEY
 
-__all__ = ["AsyncCaller", "Remote", "target_of", "unwrap", "wrap"]
+__all__ = ["AsyncCaller", "Remote", "refusing_module_paths", "target_of", "unwrap", "wrap"]
+
+# The shared encoder never fails (a result must always encode), so it swallows the
+# TypeError of a module path's getJSON and sends str(remote) instead. While a client
+# encodes its arguments, the refusals are also collected here, to be raised after.
+_refusals: ContextVar[list[TypeError] | None] = ContextVar("liaison_refusals", default=None)
+
+
+@contextmanager
+def refusing_module_paths() -> Iterator[None]:
+    """Encoding a module-path Remote anywhere in a message, however deeply nested,
+    inside this block raises its TypeError when the block ends."""
+    refusals: list[TypeError] = []
+    token = _refusals.set(refusals)
+    try:
+        yield
+    finally:
+        _refusals.reset(token)
+    if refusals:
+        raise refusals[0]
 
 
 class AsyncCaller(Protocol):
@@ -85,7 +106,11 @@ class Remote:
     def getJSON(self) -> str:  # the encoder's hook (core/encoding.py)
         """``"$name.path"``: how a reference travels as an argument."""
         if self._reference is None:
-            raise TypeError(f"{self._target!r} is a module path, not a reference")
+            error = TypeError(f"{self._target!r} is a module path, not a reference")
+            refusals = _refusals.get()
+            if refusals is not None:
+                refusals.append(error)
+            raise error
         return f"${self._target}"
 
     def release(self) -> Any:
@@ -126,7 +151,7 @@ def wrap(client: AsyncCaller, drive: Drive, response: Any) -> Any:
 
 def unwrap(value: Any) -> Any:
     """A top-level Remote argument as its ``"$name"``; a module path is refused here
-    (nested ones are encoded by their ``getJSON``)."""
+    (nested ones are encoded by their ``getJSON``, under :func:`refusing_module_paths`)."""
     return value.getJSON() if isinstance(value, Remote) else value
 
 
