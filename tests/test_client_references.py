@@ -126,3 +126,14 @@ def test_without_the_option_the_wire_is_as_before(liaison: LiaisonProcess) -> No
         )
         reply = orjson.loads(ws.recv())
     assert isinstance(reply["response"], str) and "random.Random object" in reply["response"]
+
+
+def test_awaiting_a_blocking_clients_remote_raises_at_once(remote: Client) -> None:
+    """It must not first block the event loop on a ``get`` round trip (which, for a
+    module that does not exist, raised that RemoteError instead of the TypeError)."""
+
+    async def scenario() -> None:
+        with pytest.raises(TypeError, match="use client.get"):
+            await remote.module("no_such_module_here").attribute
+
+    asyncio.run(scenario())

@@ -36,7 +36,7 @@ from .errors import (
     RemoteError,
     remote_error,
 )
-from .proxies import Remote, refusing_module_paths, target_of
+from .proxies import Remote, as_is, refusing_module_paths, target_of
 
 if TYPE_CHECKING:
     import subprocess
@@ -237,7 +237,7 @@ class AsyncClient:
         ``await client.module("math").sqrt(2)``; results that are not plain JSON come
         back as Remotes for references (see :class:`Remote`).
         """
-        return Remote(self, _as_is, name, None)
+        return Remote(self, as_is, name, None)
 
     async def release(self, *references: str | Remote) -> list[str]:
         """Free references made for this connection; all or none (NameNotFound names
@@ -448,11 +448,6 @@ async def connect_client(
     with contextlib.suppress(RemoteError):
         await client.call("configure", (), {"pushes": "immediate"})
     return client
-
-
-def _as_is(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """An AsyncClient's Remotes hand their coroutines to the caller to await."""
-    return coroutine
 
 
 async def open_websocket(

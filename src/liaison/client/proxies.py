@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ..core.references import REF_KEY
 
-__all__ = ["AsyncCaller", "Remote", "refusing_module_paths", "target_of", "unwrap", "wrap"]
+__all__ = ["AsyncCaller", "Remote", "as_is", "refusing_module_paths", "target_of", "unwrap", "wrap"]
 
 # The shared encoder never fails (a result must always encode), so it swallows the
 # TypeError of a module path's getJSON and sends str(remote) instead. While a client
@@ -55,6 +55,11 @@ class AsyncCaller(Protocol):
 
 
 Drive = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
+def as_is(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """An AsyncClient's drive: its Remotes hand their coroutines to the caller to await."""
+    return coroutine
 
 
 class Remote:
@@ -93,11 +98,9 @@ class Remote:
         return self._drive(self._ask("run", [self._target, *map(unwrap, args)], kwargs))
 
     def __await__(self) -> Generator[Any, None, Any]:
-        coroutine = self._ask("get", [self._target], {})
-        result = self._drive(coroutine)
-        if not hasattr(result, "__await__"):
+        if self._drive is not as_is:  # checked first: a Client's drive would block on a get
             raise TypeError("only an AsyncClient's Remote can be awaited: use client.get(remote)")
-        return result.__await__()  # type: ignore[no-any-return]
+        return self._ask("get", [self._target], {}).__await__()
 
     async def _ask(self, command: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         response = await self._client.call(command, args, kwargs, ref="auto")
