@@ -9,12 +9,17 @@
 # Node and browser tests skip when node/npm or chromium/chromedriver are missing, unless
 # LIAISON_REQUIRE_NODE=1 / LIAISON_REQUIRE_BROWSER=1 (CI sets both): then they fail.
 # As root on Debian with no Chromium, it installs chromium and chromium-driver with apt-get,
-# and likewise xvfb and the X libraries Qt needs (scripts/gui-packages.txt) for GUI tests.
+# and likewise xvfb, the X libraries Qt needs and Tk (scripts/gui-packages.txt) for GUI
+# tests, and python3-venv if the venv cannot be made without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
+if [ ! -x .venv/bin/python ] && ! "$PYTHON" -m venv .venv; then
+    # Debian's and Ubuntu's python3 have no working venv until python3-venv is installed.
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || exit 1
+    rm -rf .venv
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
