@@ -133,7 +133,7 @@ def test_awaiting_a_blocking_clients_remote_raises_at_once(remote: Client) -> No
     module that does not exist, raised that RemoteError instead of the TypeError)."""
 
     async def scenario() -> None:
-        with pytest.raises(TypeError, match="use client.get"):
+        with pytest.raises(TypeError, match=r"use client\.get"):
             await remote.module("no_such_module_here").attribute
 
     asyncio.run(scenario())
