@@ -91,6 +91,19 @@ def test_the_ten_line_quickstart_prints_the_t_test() -> None:
     assert json.loads(result.stdout) == [float(x) for x in ttest_ind(a, b, equal_var=False)]
 
 
+def test_the_proxies_example_of_the_readme_runs() -> None:
+    result = _run_in_js_client(NODE or "node", "examples/proxies.mjs", timeout=30)
+    assert result.returncode == 0, f"the example failed:\n{result.stdout}\n{result.stderr}"
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    a = [0.5982758, 0.67019733, 0.68617796, 0.28764011]
+    b = [0.41138649, 1.67023998, 1.0420896, 1.49671732]
+    expected = ttest_ind(a, b, equal_var=False)
+    assert [printed["statistic"], printed["pvalue"]] == [float(x) for x in expected]
+    assert printed["sep"] == os.sep and printed["same"] is True
+    first, die = printed["draws"]
+    assert 0 <= first < 1 and die in range(1, 7)
+
+
 def test_a_node_client_gets_in_without_token_or_flags() -> None:
     # Node sends no Origin, as PsychoPy Studio's launcher (Electron's main process) does:
     # refusing `null` and `file://` by default must not touch it.
