@@ -178,6 +178,9 @@ class Job:
         return self.finish(request_error_reply(self.request, error))
 
 
+# The ids a job is registered under (core.request validates every message's id).
+_CANCELLABLE_ID_TYPES = frozenset({str, int, float})
+
 # Results that can be neither awaitable nor a generator.
 _PLAIN_TYPES = frozenset({type(None), bool, int, float, str, bytes, list, dict, tuple})
 
@@ -248,7 +251,12 @@ class Executor:
             cancel_timeout()
 
     def cancel(self, sink: Sink, request_id: Any) -> bool:
-        """Cancel the command ``request_id`` of this sink; True if it was queued or running."""
+        """Cancel the command ``request_id`` of this sink; True if it was queued or running.
+
+        An id no message can carry (an array, an object, a boolean) names no command.
+        """
+        if type(request_id) not in _CANCELLABLE_ID_TYPES:
+            return False  # an array or object would not even hash; `true` would match 1
         with self._jobs_lock:
             job = self._jobs.get((sink.id, request_id))
         return job is not None and self._interrupt(job, Cancelled)
