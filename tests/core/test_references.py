@@ -144,6 +144,15 @@ def test_release_is_all_or_nothing_and_names_every_unknown(
         run(companion, owner, "release", 7)
 
 
+def test_a_name_released_twice_in_one_call_is_released_once(
+    companion: Companion, owner: Owner
+) -> None:
+    first = run(companion, owner, "get", "math:pi", ref=True)["$ref"]
+    second = run(companion, owner, "get", "math:e", ref=True)["$ref"]
+    assert run(companion, owner, "release", first, second, first) == [first, second]
+    assert len(companion.references) == 0 and first not in companion.namespace
+
+
 def test_one_connection_cannot_release_anothers(companion: Companion) -> None:
     mine, theirs = Owner(), Owner()
     name = run(companion, mine, "get", "math:e", ref=True)["$ref"]
