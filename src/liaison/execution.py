@@ -235,10 +235,17 @@ class Executor:
         if key is not None or cancel_timeout is not None:
             job.on_done = lambda: self._forget(key, job, cancel_timeout)
         if request.concurrent:
-            threading.Thread(target=self._run_in_worker, args=(job,), daemon=True).start()
+            if self.stopping.is_set():
+                job.fail(Stopping().reply_error(job))
+            else:
+                threading.Thread(target=self._run_in_worker, args=(job,), daemon=True).start()
         else:
             self._queue.put(job)
-            if self._gui is not None:
+            if self.stopping.is_set():
+                # run_forever may have drained the queue already; if not, its drain (or
+                # run) of this job sends nothing more: a job replies once.
+                job.fail(Stopping().reply_error(job))
+            elif self._gui is not None:
                 self._gui.wake()
         return job
 
