@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from liaison.cli import UsageError, build_parser, parse_args, settings_from_args
+from liaison.cli import build_parser, parse_args, settings_from_args
 from liaison.lazy_import import imported_without
+from liaison.options import UsageError
 from liaison.settings import DEFAULT_MAX_MESSAGE_SIZE
 
 

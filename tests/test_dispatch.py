@@ -87,3 +87,16 @@ def test_bad_input_gets_one_error_reply_each_and_the_connection_goes_on() -> Non
     assert kinds == ["JSONDecodeError", "InvalidMessage", "UnknownCommand", "InvalidArguments",
                      "InvalidArguments", None]  # fmt: skip
     assert replies[-1]["response"] == "pong"
+
+
+def test_cancel_of_an_id_no_message_can_carry_is_false_and_the_connection_goes_on() -> None:
+    handler, executor, _ = dispatcher()
+    sink = RecordingSink()
+    handler.handle(message("names", id=1), sink)
+    for i, bad_id in enumerate(([1], {"a": 1}, True)):
+        handler.handle(message("cancel", bad_id, id=f"c{i}"), sink)
+    replies = [orjson.loads(reply) for reply in sink.replies]
+    assert [reply["response"] for reply in replies] == [False, False, False]
+    executor.stop_when_idle()
+    executor.run_forever()
+    assert sink.wait_for_replies(4)[3]["response"] == ["companion"], "id 1 was not cancelled"

@@ -119,6 +119,23 @@ def test_stop_interrupts_the_running_command_and_fails_the_queued_ones(
     assert queued["id"] == "queued" and queued["exception"] == shutting_down
 
 
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_a_command_submitted_after_the_stop_is_answered_shutting_down(
+    companion: Companion, concurrent: bool
+) -> None:
+    """The transport reads on until it closes, after run_forever has drained its queue."""
+    ran: list[str] = []
+    companion.namespace["note"] = lambda: ran.append("ran")
+    executor, sink = Executor(companion), RecordingSink()
+    executor.stop()
+    executor.run_forever()
+    executor.submit(request("run", "note", id="late", concurrent=concurrent), sink)
+    (late,) = sink.wait_for_replies(1, timeout=1)
+    shutting_down = {"type": "CancelledError", "message": "the liaison is shutting down"}
+    assert late["exception"] == shutting_down
+    assert ran == []
+
+
 def test_a_stream_pushes_partials_then_replies_their_count(companion: Companion) -> None:
     def count_to(n: int) -> Iterator[int]:
         yield from range(1, n + 1)

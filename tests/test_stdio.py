@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -217,5 +218,36 @@ def test_a_client_send_blocked_on_a_full_pipe_fails_when_the_child_goes() -> Non
                 await asyncio.wait_for(send, 10)
             await channel.close()
         os.close(child_stdout)
+
+    asyncio.run(scenario())
+
+
+def test_a_regular_file_as_stdin_is_not_read_before_start_reading(tmp_path: Any) -> None:
+    """In-process: `< commands.txt` is read on a thread; started with the transport, it
+    read (and the liaison answered) messages before the start marker was out."""
+
+    async def scenario() -> None:
+        commands = tmp_path / "commands.txt"
+        commands.write_bytes(b'{"id": 1}\n')
+        our_out, peer_out = os.pipe()
+        received: list[Any] = []
+        stopped = asyncio.Event()
+        handlers = TransportHandlers(
+            lambda message, sink: received.append(message), lambda sink: None, stopped.set
+        )
+        with open(commands, "rb") as file:
+            transport = StdioTransport(
+                Settings(), handlers, input_fd=file.fileno(), output_fd=peer_out
+            )
+            await transport.start()
+            readers = [t for t in threading.enumerate() if t.name == "liaison-stdin"]
+            # No reader thread yet, and none that already read the file and ended.
+            assert readers == [] and os.lseek(file.fileno(), 0, os.SEEK_CUR) == 0
+            transport.start_reading()
+            await asyncio.wait_for(stopped.wait(), 10)  # EOF once the file is read
+            assert received == ['{"id": 1}']
+            await transport.close()
+        for fd in (our_out, peer_out):
+            os.close(fd)
 
     asyncio.run(scenario())

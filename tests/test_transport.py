@@ -179,3 +179,15 @@ def test_a_connection_is_open_until_its_client_leaves_then_closed_and_drops_send
             await transport.close()
 
     run(test)
+
+
+def test_a_reply_made_after_the_loop_closed_is_dropped_quietly() -> None:
+    # A concurrent command may finish while the liaison exits, after the I/O loop closed.
+    from liaison.transports.inbox import LoopInbox
+
+    loop = asyncio.new_event_loop()
+    inbox = LoopInbox(loop)
+    loop.close()
+    sent: list[Any] = []
+    inbox.put(sent.append, b"late")  # raised RuntimeError ("Event loop is closed")
+    assert sent == []

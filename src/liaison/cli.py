@@ -6,7 +6,6 @@ the runtime (runtime.py), which serves until stopped.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
@@ -15,12 +14,17 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .gui import GUI_LOOPS
-from .hostos import current_host
-from .output import USER_OUTPUTS, StandardOutput
+from .options import (
+    COMMON_DEFAULTS,
+    UsageError,
+    add_common_options,
+    check_gui_and_host,
+    collect_from_now_on,
+)
+from .output import StandardOutput
 from .runtime import Runtime
 from .security import RedactingFormatter, is_loopback_host
-from .settings import DEFAULT_MAX_MESSAGE_SIZE, Settings
+from .settings import Settings
 
 if TYPE_CHECKING:
     import argparse
@@ -28,17 +32,13 @@ if TYPE_CHECKING:
     from .io_thread import Transport, TransportHandlers
 
 __all__ = [
-    "UsageError",
+    "OPTION_DEFAULTS",
     "build_parser",
     "main",
     "parse_address",
     "parse_args",
     "settings_from_args",
 ]
-
-
-class UsageError(Exception):
-    """A bad command line: reported on one stderr line, exit status 2."""
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -51,31 +51,13 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _byte_size(text: str) -> int:
-    units = {"k": 2**10, "m": 2**20, "g": 2**30}
-    text = text.strip().lower().removesuffix("ib").removesuffix("b")
-    factor = units.get(text[-1:], 1)
-    number = text[:-1] if text[-1:] in units else text
-    try:
-        return int(float(number) * factor)
-    except ValueError:
-        import argparse  # only argparse calls this
-
-        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r}") from None
-
-
 # The options' defaults, for the parser and for parse_args's shortcut alike.
 OPTION_DEFAULTS: dict[str, Any] = {
+    **COMMON_DEFAULTS,
     "token": None,
     "allow_origin": [],
-    "allow_module": None,
-    "max_message_size": DEFAULT_MAX_MESSAGE_SIZE,
     "max_connections": None,
     "handshake_timeout": 10.0,
-    "watch_parent": True,
-    "user_output": "stdout",
-    "gui": None,
-    "log_level": "warning",
 }
 
 
@@ -110,14 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
         "unless given; '*' accepts all",
     )  # fmt: skip
     parser.add_argument(
-        "--allow-module", action="append", metavar="NAME",
-        help="only let clients import this module and its submodules (repeatable)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--max-message-size", type=_byte_size, metavar="BYTES",
-        help="largest incoming message, e.g. 64MiB (default); larger ones close with 1009",
-    )  # fmt: skip
-    parser.add_argument(
         "--max-connections", type=int, metavar="N",
         help="refuse (HTTP 503) connections beyond N open ones (default: no limit)",
     )  # fmt: skip
@@ -126,25 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop connections that have not completed the WebSocket handshake in time "
         "(default: 10)",
     )  # fmt: skip
-    parser.add_argument(
-        "--no-watch-parent", dest="watch_parent", action="store_false",
-        help="keep running when the process that started the liaison exits",
-    )  # fmt: skip
-    parser.add_argument(
-        "--user-output", choices=USER_OUTPUTS,
-        help="where what commands print goes once the start marker is out (default: stdout, "
-        "as in liaison 1.0)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--gui", metavar="TOOLKIT",
-        help="run this GUI toolkit's event loop between commands, so their windows stay "
-        "alive: tk, qt (PySide6, PyQt6 or PyQt5), or module:Class of a liaison.gui.GuiLoop",
-    )  # fmt: skip
-    parser.add_argument(
-        "--log-level",
-        choices=["debug", "info", "warning", "error", "critical"],
-        help="how much to log on stderr (default: warning)",
-    )  # fmt: skip
+    add_common_options(
+        parser,
+        too_large="larger ones close with 1009",
+        user_output="where what commands print goes once the start marker is out "
+        "(default: stdout, as in liaison 1.0)",
+    )
     parser.set_defaults(**OPTION_DEFAULTS)
     return parser
 
@@ -161,14 +122,7 @@ def settings_from_args(args: Any, environ: dict[str, str]) -> Settings:
             f"refusing to listen on {host} without a token: anyone who can reach it could "
             "run any Python code. Set LIAISON_TOKEN (or --token), or listen on 127.0.0.1."
         )
-    if args.gui is not None and args.gui not in GUI_LOOPS and ":" not in args.gui:
-        raise UsageError(
-            f"unknown --gui {args.gui!r}: expected {', '.join(sorted(GUI_LOOPS))} or module:Class"
-        )
-    try:
-        host_os = current_host(environ)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    host_os = check_gui_and_host(args, environ)
     return Settings(
         host=host,
         port=port,
@@ -206,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     # From here on, stdout is for the start marker first (see output.py).
     runtime = Runtime(settings, _websocket_transport, output=StandardOutput(settings.user_output))
-    return runtime.run(on_listening=_collect_from_now_on)
+    return runtime.run(on_listening=collect_from_now_on)
 
 
 def _websocket_transport(settings: Settings, handlers: TransportHandlers) -> Transport:
@@ -216,13 +170,6 @@ def _websocket_transport(settings: Settings, handlers: TransportHandlers) -> Tra
         from .transports.websocket_server import WebSocketTransport  # the websockets extra
 
     return WebSocketTransport(settings, handlers)
-
-
-def _collect_from_now_on() -> None:
-    """Start-up is over: keep its objects out of every later collection (they live as
-    long as the process) and turn the collector back on (see websocket.py)."""
-    gc.freeze()
-    gc.enable()
 
 
 if __name__ == "__main__":

@@ -178,6 +178,9 @@ class Job:
         return self.finish(request_error_reply(self.request, error))
 
 
+# The ids a job is registered under (core.request validates every message's id).
+_CANCELLABLE_ID_TYPES = frozenset({str, int, float})
+
 # Results that can be neither awaitable nor a generator.
 _PLAIN_TYPES = frozenset({type(None), bool, int, float, str, bytes, list, dict, tuple})
 
@@ -232,10 +235,17 @@ class Executor:
         if key is not None or cancel_timeout is not None:
             job.on_done = lambda: self._forget(key, job, cancel_timeout)
         if request.concurrent:
-            threading.Thread(target=self._run_in_worker, args=(job,), daemon=True).start()
+            if self.stopping.is_set():
+                job.fail(Stopping().reply_error(job))
+            else:
+                threading.Thread(target=self._run_in_worker, args=(job,), daemon=True).start()
         else:
             self._queue.put(job)
-            if self._gui is not None:
+            if self.stopping.is_set():
+                # run_forever may have drained the queue already; if not, its drain (or
+                # run) of this job sends nothing more: a job replies once.
+                job.fail(Stopping().reply_error(job))
+            elif self._gui is not None:
                 self._gui.wake()
         return job
 
@@ -248,7 +258,12 @@ class Executor:
             cancel_timeout()
 
     def cancel(self, sink: Sink, request_id: Any) -> bool:
-        """Cancel the command ``request_id`` of this sink; True if it was queued or running."""
+        """Cancel the command ``request_id`` of this sink; True if it was queued or running.
+
+        An id no message can carry (an array, an object, a boolean) names no command.
+        """
+        if type(request_id) not in _CANCELLABLE_ID_TYPES:
+            return False  # an array or object would not even hash; `true` would match 1
         with self._jobs_lock:
             job = self._jobs.get((sink.id, request_id))
         return job is not None and self._interrupt(job, Cancelled)

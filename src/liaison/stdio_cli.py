@@ -17,10 +17,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .cli import OPTION_DEFAULTS, UsageError, _byte_size, _collect_from_now_on
-from .gui import GUI_LOOPS
-from .hostos import current_host
-from .output import USER_OUTPUTS, StandardOutput
+from .options import (
+    COMMON_DEFAULTS,
+    UsageError,
+    add_common_options,
+    check_gui_and_host,
+    collect_from_now_on,
+)
+from .output import StandardOutput
 from .runtime import Runtime
 from .settings import Settings
 
@@ -84,33 +88,12 @@ def build_parser() -> Any:
         "commands print goes to stderr.",
     )
     parser.add_argument("--version", action="version", version=f"liaison {__version__}")
-    parser.add_argument(
-        "--allow-module", action="append", metavar="NAME",
-        help="only let commands import this module and its submodules (repeatable)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--max-message-size", type=_byte_size, metavar="BYTES",
-        help="largest incoming message, e.g. 64MiB (default); larger ones get an error reply",
-    )  # fmt: skip
-    parser.add_argument(
-        "--no-watch-parent", dest="watch_parent", action="store_false",
-        help="keep running when the process that started the liaison exits",
-    )  # fmt: skip
-    parser.add_argument(
-        "--user-output", choices=USER_OUTPUTS,
-        help="accepted for the options' sake: user output always goes to stderr here, "
-        "since stdout carries the messages ('stdout' is refused)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--gui", metavar="TOOLKIT",
-        help="run this GUI toolkit's event loop between commands, so their windows stay "
-        "alive: tk, qt (PySide6, PyQt6 or PyQt5), or module:Class of a liaison.gui.GuiLoop",
-    )  # fmt: skip
-    parser.add_argument(
-        "--log-level",
-        choices=["debug", "info", "warning", "error", "critical"],
-        help="how much to log on stderr (default: warning)",
-    )  # fmt: skip
+    add_common_options(
+        parser,
+        too_large="larger ones get an error reply",
+        user_output="accepted for the options' sake: user output always goes to stderr "
+        "here, since stdout carries the messages ('stdout' is refused)",
+    )
     parser.set_defaults(**_OPTION_DEFAULTS)
     return parser
 
@@ -119,14 +102,7 @@ def settings_from_args(args: Any, environ: dict[str, str]) -> Settings:
     """The stdio liaison's settings; raises UsageError. User output is always stderr."""
     if args.user_output == "stdout":
         raise UsageError("--user-output stdout: over stdio, stdout carries the messages")
-    if args.gui is not None and args.gui not in GUI_LOOPS and ":" not in args.gui:
-        raise UsageError(
-            f"unknown --gui {args.gui!r}: expected {', '.join(sorted(GUI_LOOPS))} or module:Class"
-        )
-    try:
-        host_os = current_host(environ)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    host_os = check_gui_and_host(args, environ)
     return Settings(
         allowed_modules=None if args.allow_module is None else frozenset(args.allow_module),
         max_message_size=args.max_message_size,
@@ -154,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     output = ChannelOutput()  # from here on, fd 1 and sys.stdout are stderr
     runtime = Runtime(settings, _transport_factory(output), output=output)
-    return runtime.run(on_listening=_collect_from_now_on)
+    return runtime.run(on_listening=collect_from_now_on)
 
 
 def _defaults() -> Any:
@@ -163,7 +139,7 @@ def _defaults() -> Any:
 
 
 # Over stdio user output can only go to stderr.
-_OPTION_DEFAULTS = {**OPTION_DEFAULTS, "user_output": "stderr"}
+_OPTION_DEFAULTS = {**COMMON_DEFAULTS, "user_output": "stderr"}
 _DEFAULTS = types.SimpleNamespace(**_OPTION_DEFAULTS)
 
 

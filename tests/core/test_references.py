@@ -144,6 +144,15 @@ def test_release_is_all_or_nothing_and_names_every_unknown(
         run(companion, owner, "release", 7)
 
 
+def test_a_name_released_twice_in_one_call_is_released_once(
+    companion: Companion, owner: Owner
+) -> None:
+    first = run(companion, owner, "get", "math:pi", ref=True)["$ref"]
+    second = run(companion, owner, "get", "math:e", ref=True)["$ref"]
+    assert run(companion, owner, "release", first, second, first) == [first, second]
+    assert len(companion.references) == 0 and first not in companion.namespace
+
+
 def test_one_connection_cannot_release_anothers(companion: Companion) -> None:
     mine, theirs = Owner(), Owner()
     name = run(companion, mine, "get", "math:e", ref=True)["$ref"]
@@ -178,6 +187,28 @@ def test_a_name_stored_by_choice_is_not_scoped(companion: Companion, owner: Owne
     companion.store(overwritten, "chosen")  # storing over a reference's name adopts it
     companion.references.release_owner(owner)
     assert companion.namespace[overwritten] == "chosen"
+
+
+@pytest.mark.parametrize("command", ["store", "register", "init"])
+def test_storing_over_a_reference_survives_its_owner_closing_meanwhile(
+    companion: Companion, command: str
+) -> None:
+    """The owner's close runs on the I/O thread while the store runs on the main thread;
+    here it lands right after the namespace is written."""
+    owner = Owner()
+    name = run(companion, owner, "get", "math:pi", ref=True)["$ref"]
+    references = companion.references
+
+    class CloseOnWrite(dict[str, Any]):
+        def __setitem__(self, key: str, value: Any) -> None:
+            super().__setitem__(key, value)
+            if key == name:
+                references.release_owner(owner)
+
+    companion.namespace = references._namespace = CloseOnWrite(companion.namespace)
+    arguments = {"store": ("chosen",), "register": ("math:e",), "init": ("builtins:str", "x")}
+    run(companion, Owner(), command, name, *arguments[command])
+    assert companion.namespace[name] in ("chosen", math.e, "x")
 
 
 def test_create_release_cycles_leave_nothing_behind(companion: Companion, owner: Owner) -> None:

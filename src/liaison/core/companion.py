@@ -158,8 +158,7 @@ class Companion:
         self, name: str, cls: str, args: tuple[Any, ...], kwargs: dict[str, Any], refer: bool
     ) -> str:
         _check_name(name)
-        self.namespace[name] = self._call(cls, args, kwargs, refer)
-        self.references.adopt(name)
+        self._keep(name, self._call(cls, args, kwargs, refer))
         return name
 
     def _call(self, fcn: str, args: tuple[Any, ...], kwargs: dict[str, Any], refer: bool) -> Any:
@@ -193,16 +192,21 @@ class Companion:
             if not isinstance(name, str):
                 raise InvalidArguments(f"no name given and {target!r} has no __name__")
         _check_name(name)
-        self.namespace[name] = element
-        self.references.adopt(name)
+        self._keep(name, element)
         return name
 
     def store(self, name: str, value: Any) -> str:
         """Store ``value`` as ``name`` (``store``); return ``name``."""
         _check_name(name)
-        self.namespace[name] = value
-        self.references.adopt(name)
+        self._keep(name, value)
         return name
+
+    def _keep(self, name: str, value: Any) -> None:
+        """Store ``value`` as ``name`` by choice: no longer a reference, if it was one."""
+        # Adopted first: stored first, the reference's owner closing in between (on the
+        # I/O thread) would free the name, and with it the value just stored.
+        self.references.adopt(name)
+        self.namespace[name] = value
 
     def ping(self) -> str:
         """Return ``"pong"`` (``run companion.ping``; the ``ping`` command is a control one)."""

@@ -120,9 +120,9 @@ class References:
 
         Raises NameNotFound naming every name that is not a live reference of
         ``owner`` (never made, already released, or another connection's); then
-        nothing is released.
+        nothing is released. A name given twice is released once.
         """
-        names = list(names)
+        names = list(dict.fromkeys(names))  # a repeat would be freed twice: a KeyError
         with self._lock:
             unknown = [name for name in names if self._owners.get(name, _NO_OWNER) is not owner]
             if unknown:

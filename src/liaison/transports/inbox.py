@@ -32,7 +32,10 @@ class LoopInbox:
             if self._wake_pending:
                 return  # the pending _run_all will find this call
             self._wake_pending = True
-        self._loop.call_soon_threadsafe(self._run_all)
+        try:  # noqa: SIM105 - on every reply: free when nothing is raised, unlike suppress()
+            self._loop.call_soon_threadsafe(self._run_all)
+        except RuntimeError:
+            pass  # the loop has closed: the liaison is exiting and no one is left to send to
 
     def _run_all(self) -> None:
         with self._lock:

@@ -329,7 +329,11 @@ class _FileWriter(asyncio.WriteTransport):
 
 
 class _FileReader(asyncio.ReadTransport):
-    """Reads a regular file on a thread of its own, in the shape of a pipe transport."""
+    """Reads a regular file on a thread of its own, in the shape of a pipe transport.
+
+    The thread starts at the first :meth:`resume_reading`: started at once, it would
+    read (and the liaison answer) messages before the start marker is out.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, protocol: _Input, fd: int) -> None:
         super().__init__()
@@ -337,23 +341,32 @@ class _FileReader(asyncio.ReadTransport):
         self._protocol = protocol
         self._fd = fd
         self._go = threading.Event()
-        self._go.set()
         self._closing = False
-        threading.Thread(target=self._read, name="liaison-stdin", daemon=True).start()
+        self._thread: threading.Thread | None = None
 
     def _read(self) -> None:
         while self._go.wait() and not self._closing:
             data = os.read(self._fd, 2**18)
-            if not data:
-                self._loop.call_soon_threadsafe(self._protocol.eof_received)
+            try:
+                if not data:
+                    self._loop.call_soon_threadsafe(self._protocol.eof_received)
+                    return
+                self._loop.call_soon_threadsafe(self._deliver, data)
+            except RuntimeError:  # the loop has closed: the liaison is stopping
                 return
-            self._loop.call_soon_threadsafe(self._protocol.data_received, data)
+
+    def _deliver(self, data: bytes) -> None:
+        if not self._closing:  # read before close() but delivered after: not handled
+            self._protocol.data_received(data)
 
     def pause_reading(self) -> None:
         self._go.clear()
 
     def resume_reading(self) -> None:
         self._go.set()
+        if self._thread is None and not self._closing:
+            self._thread = threading.Thread(target=self._read, name="liaison-stdin", daemon=True)
+            self._thread.start()
 
     def is_closing(self) -> bool:
         return self._closing

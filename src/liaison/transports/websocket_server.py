@@ -300,9 +300,11 @@ class WebSocketTransport:
         finally:
             self.connections.discard(connection)
             connection.close_outbox()
-            await writer
-            log.info("client disconnected: %r", connection)
-            self.handlers.on_close(connection)
+            try:
+                await writer
+            finally:  # whatever ended the writer, the connection's references go
+                log.info("client disconnected: %r", connection)
+                self.handlers.on_close(connection)
 
     def broadcast(self, data: bytes) -> None:
         """Send ``data`` to every connected client; callable from any thread."""
