@@ -246,8 +246,15 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
  * clients do. A liaison that does not know `configure` sends them at once anyway.
  */
 export async function receivePushesAtOnce(liaison: Liaison): Promise<void> {
-  await liaison.call("configure", [], { pushes: "immediate" }).catch(() => undefined);
+  // Bounded even without a connection timeout: a live liaison answers a control command
+  // at once, and one that does not is no reason for connect or spawn to hang.
+  const timeout = Math.min(liaison.timeout ?? CONFIGURE_TIMEOUT_MS, CONFIGURE_TIMEOUT_MS);
+  await liaison.call("configure", [], { pushes: "immediate" }, { timeout }).catch(() => undefined);
 }
+
+/** How long connect and spawnLiaison wait for the reply to `configure` (ms); past it
+ *  they go on without it, and pushes come after pending replies, as for 1.0 clients. */
+const CONFIGURE_TIMEOUT_MS = 2_000;
 
 /** One connection to a liaison. Make it with {@link connect} (or `spawnLiaison` in Node). */
 export class Liaison {

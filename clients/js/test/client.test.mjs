@@ -12,6 +12,7 @@ let url;
 let handler = () => {};
 const lastRequest = {};
 const configured = []; // what each connection sent with `configure`, in order
+let ignoreConfigure = false; // a liaison that never answers `configure`
 
 before(async () => {
   server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
@@ -25,6 +26,7 @@ before(async () => {
       const msg = isBinary ? { binaryFrame: data } : JSON.parse(String(data));
       if (msg.command?.command === "configure") {
         configured.push(msg.command.kwargs);
+        if (ignoreConfigure) return;
         reply(ws, msg, msg.command.kwargs);
         return;
       }
@@ -317,4 +319,16 @@ test("connect asks for pushed messages at once, before any call", async () => {
   assert.equal(await l.ping(), "pong");
   assert.deepEqual(seen, ["ping"]);
   await l.close();
+});
+
+test("connect does not hang on a liaison that never answers configure", { timeout: 10_000 }, async () => {
+  ignoreConfigure = true;
+  try {
+    handler = (msg, ws) => reply(ws, msg, "pong");
+    const l = await connect(url); // no call timeout: only configure's own bound ends the wait
+    assert.equal(await l.ping(), "pong");
+    await l.close();
+  } finally {
+    ignoreConfigure = false;
+  }
 });
