@@ -389,6 +389,17 @@ def test_spawn_with_a_token_and_no_process_left_behind() -> None:
     assert client.closed
 
 
+def test_spawn_keeps_what_commands_print() -> None:
+    with spawn(env={"PYTHONPATH": TESTS}) as client:
+        assert client.output == ""
+        assert client.run("remote_helpers:shout", "hello") == "hello"
+        # stdout is a pipe of its own: its bytes may come just after the reply.
+        deadline = time.monotonic() + 10
+        while "hello\nhello" not in client.output and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert client.output == "hello\nhello"
+
+
 def test_spawn_async() -> None:
     async def main() -> int:
         async with spawn_async(args=["--log-level", "warning"]) as client:

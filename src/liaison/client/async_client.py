@@ -64,6 +64,11 @@ class ChildProcess(Protocol):
     @property
     def process(self) -> subprocess.Popen[bytes]: ...
 
+    @property
+    def output(self) -> str:
+        """What its commands printed to stdout (the last 64 KiB)."""
+        ...
+
     def stop(self, graceful: bool = True, timeout: float = 10.0) -> int:
         """Wait for the process to exit (asking it first if not ``graceful``); its status."""
         ...

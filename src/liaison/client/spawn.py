@@ -31,6 +31,7 @@ TRANSPORTS = ("websocket", "stdio")
 
 _STARTED = re.compile(re.escape(START_MARKER) + r"@(?P<host>\[[^\]]*\]|[^:]+):(?P<port>\d+)")
 _STDERR_KEPT = 64 * 1024  # bytes of the child's stderr kept for error messages
+_OUTPUT_KEPT = 64 * 1024  # bytes of what the child's commands printed, kept for .output
 # A liaison bound to every interface is reached on loopback.
 _CONNECT_HOST = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "[::]": "[::1]"}
 
@@ -49,6 +50,7 @@ class ChildLiaison:
         self.token = token
         self.url = ""
         self._stdout = ""
+        self._output = bytearray()
         self._stderr = bytearray()
         self._started = threading.Event()  # the marker arrived, or stdout ended
         self._readers = [
@@ -69,16 +71,26 @@ class ChildLiaison:
         """The child's stderr so far (its last 64 KiB)."""
         return self._stderr.decode(errors="replace")
 
+    @property
+    def output(self) -> str:
+        """What the child's commands printed to stdout so far (its last 64 KiB; over
+        stdio their output goes to stderr instead)."""
+        return self._output.decode(errors="replace")
+
     def _read_stdout(self) -> None:
         assert self.process.stdout is not None
         try:
             while chunk := os.read(self.process.stdout.fileno(), 65536):
                 if self._started.is_set():
-                    # What commands print follows the marker: keep the stdout pipe
-                    # drained so the child never blocks on it, and hold on to no more.
+                    # What commands print follows the marker: keep the pipe drained so
+                    # the child never blocks on it, and only the last of it.
+                    self._output += chunk
+                    del self._output[:-_OUTPUT_KEPT]
                     continue
                 self._stdout += chunk.decode(errors="replace")
-                if _STARTED.search(self._stdout):
+                found = _STARTED.search(self._stdout)
+                if found:
+                    self._output += self._stdout[found.end() :].encode()
                     self._started.set()
         except OSError:  # closed by stop() after the child outlived its grace
             pass

@@ -87,6 +87,13 @@ class Client:
         child = self._client.child
         return None if child is None else child.process
 
+    @property
+    def output(self) -> str:
+        """What the commands of the liaison :func:`~liaison.client.spawn` started printed
+        to its stdout (the last 64 KiB); "" for a liaison connected to."""
+        child = self._client.child
+        return "" if child is None else child.output
+
     def call(
         self,
         command: str,
