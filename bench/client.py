@@ -265,17 +265,21 @@ async def m_sequential(server: Server, p: Params) -> Steps:
                 await c.send(c.encode(cmd, args))
                 result_of(await c.recv())
             times: list[float] = []
+            cpu_ns = 0  # the server's, over the blocks (only this server is busy then)
             for size in blocks(p.seq_n, SEQ_BLOCK):
                 raws = [c.encode(cmd, args) for _ in range(size)]
+                cpu_before = server.cpu_ns()
                 for raw in raws:
                     t0 = perf()
                     await c.send(raw)
                     reply = await c.recv()
                     times.append(perf() - t0)
                     result_of(reply)
+                cpu_ns += server.cpu_ns() - cpu_before
                 yield None
             out[f"seq_{key}_median_us"] = statistics.median(times) * 1e6
             out[f"seq_{key}_p99_us"] = percentile(times, 0.99) * 1e6
+            out[f"seq_{key}_cpu_us"] = cpu_ns / len(times) / 1e3
         yield out
     finally:
         await c.close()

@@ -232,6 +232,8 @@ def metrics(p: C.Params, rounds: int = 1) -> list[Metric]:
         Metric("seq_ping_p99_us", "sequential ping round trip, p99", "µs", "lower"),
         Metric("seq_run_median_us", "sequential no-op `run` round trip, median", "µs", "lower"),
         Metric("seq_run_p99_us", "sequential no-op `run` round trip, p99", "µs", "lower"),
+        Metric("seq_ping_cpu_us", "server CPU per sequential ping", "µs", "lower", digits=1),
+        Metric("seq_run_cpu_us", "server CPU per sequential no-op `run`", "µs", "lower", digits=1),
         Metric(
             "pipe_ping_rate",
             f"pipelined ping throughput ({p.pipe_n:,} in flight)",
@@ -419,7 +421,14 @@ GROUPS: list[tuple[str, Callable[..., Any], list[str], list[str]]] = [
     (
         "sequential",
         C.m_sequential,
-        ["seq_ping_median_us", "seq_ping_p99_us", "seq_run_median_us", "seq_run_p99_us"],
+        [
+            "seq_ping_median_us",
+            "seq_ping_p99_us",
+            "seq_run_median_us",
+            "seq_run_p99_us",
+            "seq_ping_cpu_us",
+            "seq_run_cpu_us",
+        ],
         ["seq_n"],
     ),
     (

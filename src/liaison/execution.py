@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .core import CommandCancelled, CommandTimedOut, Companion, Request
 from .core.replies import partial_message, progress_message, request_error_reply, success_reply
+from .handoff import OrderedQueue, new_ordered_queue
 from .hostos import HostOS, current_host, interrupt_main_thread
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ class Executor:
         self._call_later = call_later
         self._host = host or current_host()
         self._gui: GuiLoop | None = None
-        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._queue: OrderedQueue[Job | None] = new_ordered_queue()  # why: handoff.py
         self._jobs: dict[tuple[int, Any], Job] = {}  # by (sink.id, request id)
         self._jobs_lock = threading.Lock()
         self._main_thread: int | None = None

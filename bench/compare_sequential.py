@@ -1,0 +1,68 @@
+"""Sequential round trips of server variants, same run: the floor and liaison builds.
+
+    python bench/compare_sequential.py ROUNDS VARIANT...
+
+VARIANT is ``floor``, ``liaison``, or ``liaison:NAME=VALUE,...`` (environment of that
+server: ``liaison:PYTHONPATH=/path/to/other/checkout/src`` runs another build). Each
+round starts every variant fresh and runs bench/client.py's sequential measurement,
+the variants taking turns every 250 round trips; prints the medians over the rounds
+of the round trip and of the server CPU per call (SEQ_N round trips each, default 5,000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+from typing import Any
+
+import client as C
+import servers as S
+
+
+def spec(variant: str) -> S.ServerSpec:
+    if variant == "floor":
+        return S.floor_spec()
+    _, _, assignments = variant.partition(":")
+    server = S.liaison_spec()
+    server.key = variant
+    server.env = dict(a.split("=", 1) for a in assignments.split(",") if a)
+    return server
+
+
+async def one_round(variants: list[str], p: C.Params) -> dict[str, Any]:
+    started = {v: S.Server(spec(v)).start() for v in variants}
+    try:
+        steps = {v: C.m_sequential(started[v], p) for v in variants}
+        out: dict[str, Any] = {}
+        active, turn = list(variants), 0
+        while active:
+            for v in list(active if turn % 2 == 0 else active[::-1]):
+                try:
+                    step = await anext(steps[v])
+                except StopAsyncIteration:
+                    active.remove(v)
+                    continue
+                if step is not None:
+                    out[v] = step
+            turn += 1
+        return out
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+def main() -> None:
+    rounds, variants = int(sys.argv[1]), sys.argv[2:]
+    p = C.Params(seq_n=int(os.environ.get("SEQ_N", "5000")))
+    results = [asyncio.run(one_round(variants, p)) for _ in range(rounds)]
+    keys = ["seq_ping_median_us", "seq_run_median_us", "seq_ping_cpu_us", "seq_run_cpu_us"]
+    print("variant".ljust(40), "ping µs   run µs   ping CPU µs   run CPU µs")
+    for v in variants:
+        cells = [statistics.median(r[v][k] for r in results) for k in keys]
+        print(v.ljust(40), "  ".join(f"{c:9.1f}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
