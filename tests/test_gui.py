@@ -23,7 +23,7 @@ from conftest import STOP, LiaisonProcess, RawClient, StdioClient, spawn_liaison
 from liaison.gui import GuiLoop, create_gui_loop
 
 REQUIRED = os.environ.get("LIAISON_REQUIRE_GUI") == "1"
-WINDOWS_CHOICES = "wakeup=recv,interrupt=simulated,parent_watch=process-handle"
+WINDOWS_CHOICES = "wakeup=recv,interrupt=simulated,parent_watch=process-handle,handoff=queue"
 
 
 def _missing(what: str) -> None:

@@ -88,6 +88,6 @@ def test_a_signal_handler_can_wake_or_interrupt_the_blocked_main_thread() -> Non
         signal.signal(signal.SIGALRM, previous)
 
 
-def test_the_executor_gets_a_handoff_queue_on_posix_only() -> None:
-    expected = HandoffQueue if os.name == "posix" else queue.SimpleQueue
-    assert type(new_ordered_queue()) is expected
+def test_the_host_chooses_the_queue() -> None:
+    assert type(new_ordered_queue("pipe")) is HandoffQueue
+    assert type(new_ordered_queue("queue")) is queue.SimpleQueue

@@ -26,7 +26,7 @@ from liaison.hostos import (
 )
 
 # The mechanisms Windows uses, all of which also work here.
-WINDOWS_CHOICES = "wakeup=recv,interrupt=simulated,parent_watch=process-handle"
+WINDOWS_CHOICES = "wakeup=recv,interrupt=simulated,parent_watch=process-handle,handoff=queue"
 
 
 @pytest.mark.parametrize("os_name", ["linux", "darwin", "freebsd14"])
@@ -40,8 +40,8 @@ def test_posix_systems_use_signals_readers_and_reparenting(os_name: str) -> None
 
 def test_windows_uses_no_reader_no_thread_signal_and_a_process_handle() -> None:
     host = host_for("win32")
-    assert (host.wakeup, host.interrupt, host.parent_watch) == (
-        "recv", "simulated", "process-handle",
+    assert (host.wakeup, host.interrupt, host.parent_watch, host.handoff) == (
+        "recv", "simulated", "process-handle", "queue",
     )  # fmt: skip
     assert host.interrupt_signal == 21  # SIGBREAK: not SIGINT, the stop signal
     assert host.interrupt_signal != signal.SIGINT
@@ -49,9 +49,10 @@ def test_windows_uses_no_reader_no_thread_signal_and_a_process_handle() -> None:
 
 def test_overrides_choose_each_mechanism_and_reject_unknown_ones() -> None:
     host = host_for("linux", WINDOWS_CHOICES)
-    assert (host.wakeup, host.interrupt, host.parent_watch) == (
-        "recv", "simulated", "process-handle",
+    assert (host.wakeup, host.interrupt, host.parent_watch, host.handoff) == (
+        "recv", "simulated", "process-handle", "queue",
     )  # fmt: skip
+    assert host_for("linux").handoff == "pipe"
     assert host_for("linux", "interrupt=simulated").wakeup == "reader"
     assert current_host({"LIAISON_HOSTOS": "wakeup=recv"}).wakeup == "recv"
     with pytest.raises(ValueError, match=r"wakeup=reader\|recv"):

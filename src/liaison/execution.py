@@ -202,7 +202,7 @@ class Executor:
         self._call_later = call_later
         self._host = host or current_host()
         self._gui: GuiLoop | None = None
-        self._queue: OrderedQueue[Job | None] = new_ordered_queue()  # why: handoff.py
+        self._queue: OrderedQueue[Job | None] = new_ordered_queue(self._host.handoff)
         self._jobs: dict[tuple[int, Any], Job] = {}  # by (sink.id, request id)
         self._jobs_lock = threading.Lock()
         self._main_thread: int | None = None

@@ -91,9 +91,10 @@ def _close(*fds: int) -> None:
         os.close(fd)
 
 
-def new_ordered_queue() -> OrderedQueue[T]:
-    """A HandoffQueue on POSIX; elsewhere a SimpleQueue (Windows pipes cannot be made
+def new_ordered_queue(handoff: str) -> OrderedQueue[T]:
+    """The queue ``handoff`` names (``hostos.HostOS.handoff``): ``"pipe"``, a
+    HandoffQueue (POSIX), or ``"queue"``, a SimpleQueue (Windows pipes cannot be made
     non-blocking before Python 3.12, and the gain was measured on Linux only)."""
-    if os.name == "posix":
+    if handoff == "pipe":
         return HandoffQueue()
     return queue.SimpleQueue()

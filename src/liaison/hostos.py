@@ -16,10 +16,14 @@ Three things differ between POSIX and Windows; :func:`host_for` picks how to do 
   blocks a thread on a handle to the parent process (Windows: ``OpenProcess`` and
   ``WaitForSingleObject``; Linux: ``os.pidfd_open`` and ``select``), since Windows never
   reparents.
+- ``handoff``: how the main thread waits for ordered jobs (``liaison.handoff``).
+  ``"pipe"`` blocks in ``os.read`` on a pipe that a put writes to with the GIL released;
+  ``"queue"`` is a ``queue.SimpleQueue`` (Windows pipes cannot be made non-blocking
+  before Python 3.12).
 
 Every alternative also runs on Linux, so CI tests the Windows choices there: the hidden
 environment variable ``LIAISON_HOSTOS`` overrides them, e.g.
-``wakeup=recv,interrupt=simulated,parent_watch=process-handle``.
+``wakeup=recv,interrupt=simulated,parent_watch=process-handle,handoff=queue``.
 Nothing here touches a POSIX-only name at import time.
 """
 
@@ -53,6 +57,7 @@ log = logging.getLogger("liaison.hostos")
 WAKEUP_CHOICES = ("reader", "recv")
 INTERRUPT_CHOICES = ("thread-signal", "simulated")
 PARENT_WATCH_CHOICES = ("reparent", "process-handle")
+HANDOFF_CHOICES = ("pipe", "queue")
 OVERRIDE_VARIABLE = "LIAISON_HOSTOS"
 
 # Windows' SIGBREAK (Ctrl-Break): a number no stop handler listens to there.
@@ -69,15 +74,16 @@ class HostOS(NamedTuple):
     interrupt: str
     parent_watch: str
     interrupt_signal: int
+    handoff: str
 
 
 def host_for(os_name: str, overrides: str | None = None) -> HostOS:
     """The mechanisms for ``os_name`` (a ``sys.platform`` value), then ``overrides``
     (``key=value,...`` as in ``LIAISON_HOSTOS``). Raises ValueError on a bad override."""
     if os_name == "win32":
-        host = HostOS(os_name, "recv", "simulated", "process-handle", _WINDOWS_SIGBREAK)
+        host = HostOS(os_name, "recv", "simulated", "process-handle", _WINDOWS_SIGBREAK, "queue")
     else:  # linux, darwin and the other POSIX systems
-        host = HostOS(os_name, "reader", "thread-signal", "reparent", _POSIX_SIGUSR1)
+        host = HostOS(os_name, "reader", "thread-signal", "reparent", _POSIX_SIGUSR1, "pipe")
     if not overrides:
         return host
     chosen = _parse_overrides(overrides)
@@ -85,6 +91,7 @@ def host_for(os_name: str, overrides: str | None = None) -> HostOS:
         wakeup=chosen.get("wakeup", host.wakeup),
         interrupt=chosen.get("interrupt", host.interrupt),
         parent_watch=chosen.get("parent_watch", host.parent_watch),
+        handoff=chosen.get("handoff", host.handoff),
     )
 
 
@@ -93,6 +100,7 @@ def _parse_overrides(text: str) -> dict[str, str]:
         "wakeup": WAKEUP_CHOICES,
         "interrupt": INTERRUPT_CHOICES,
         "parent_watch": PARENT_WATCH_CHOICES,
+        "handoff": HANDOFF_CHOICES,
     }
     chosen = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
