@@ -295,6 +295,34 @@ def client(request: pytest.FixtureRequest) -> Iterator[RawClient]:
     raw.close()
 
 
+def stdout_when_the_launcher_dies(env: dict[str, str] | None = None) -> tuple[bytes, float]:
+    """Start a liaison through a launcher that hands it our pipe as stdout, kill the
+    launcher once the start marker is out, and read stdout to EOF (the liaison exited).
+
+    Returns stdout and the seconds from the launcher's death to that EOF."""
+    launcher = subprocess.Popen(
+        [sys.executable, "-c",
+         "import subprocess, sys; subprocess.Popen([sys.executable, '-m', 'liaison.websocket',"
+         " '127.0.0.1:0']).wait()"],
+        stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": TESTS, **(env or {})},
+    )  # fmt: skip
+    assert launcher.stdout is not None
+    stdout = b""
+    try:
+        while START.encode() not in stdout:
+            chunk = os.read(launcher.stdout.fileno(), 4096)
+            assert chunk, "the liaison exited before starting"
+            stdout += chunk
+        launcher.kill()
+        launcher.wait()
+        died = time.monotonic()
+        while chunk := os.read(launcher.stdout.fileno(), 4096):
+            stdout += chunk
+        return stdout, time.monotonic() - died
+    finally:
+        launcher.stdout.close()
+
+
 def require_tool(available: bool, env_var: str, reason: str) -> None:
     """Skip when a tool is missing, unless ``env_var`` is set (CI): then fail."""
     if available:
@@ -315,4 +343,5 @@ def free_port() -> int:
 
 __all__: Sequence[str] = [
     "LiaisonProcess", "RawClient", "StdioClient", "free_port", "require_tool", "spawn_liaison",
+    "stdout_when_the_launcher_dies",
 ]  # fmt: skip

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import START, STOP, RawClient, spawn_liaison
+from conftest import STOP, RawClient, spawn_liaison, stdout_when_the_launcher_dies
 from liaison.hostos import (
     current_host,
     host_for,
@@ -165,26 +165,8 @@ def test_with_windows_mechanisms_a_cancel_interrupts_a_command_and_sigterm_stops
 
 
 def test_with_windows_mechanisms_it_stops_when_its_parent_dies() -> None:
-    launcher = subprocess.Popen(
-        [sys.executable, "-c",
-         "import subprocess, sys; subprocess.Popen([sys.executable, '-m', 'liaison.websocket',"
-         " '127.0.0.1:0']).wait()"],
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.path.dirname(__file__),
-             "LIAISON_HOSTOS": WINDOWS_CHOICES},
-    )  # fmt: skip
-    assert launcher.stdout is not None
-    stdout = b""
-    while START.encode() not in stdout:
-        chunk = os.read(launcher.stdout.fileno(), 4096)
-        assert chunk, "the liaison exited before starting"
-        stdout += chunk
-    launcher.kill()
-    launcher.wait()
-    while chunk := os.read(launcher.stdout.fileno(), 4096):  # EOF once the liaison exited
-        stdout += chunk
+    stdout, _ = stdout_when_the_launcher_dies({"LIAISON_HOSTOS": WINDOWS_CHOICES})
     assert STOP.encode() in stdout
-    launcher.stdout.close()
 
 
 def test_a_bad_hostos_setting_is_a_usage_error() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from conftest import START, STOP, RawClient, free_port, spawn_liaison
+from conftest import START, STOP, RawClient, free_port, spawn_liaison, stdout_when_the_launcher_dies
 
 
 def run_cli(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
@@ -86,27 +85,9 @@ def test_the_shutdown_command_replies_then_stops() -> None:
 
 
 def test_it_stops_when_the_process_that_started_it_dies() -> None:
-    # A launcher that starts the liaison with our pipe as its stdout, then is killed.
-    launcher = subprocess.Popen(
-        [sys.executable, "-c",
-         "import subprocess, sys; subprocess.Popen([sys.executable, '-m', 'liaison.websocket',"
-         " '127.0.0.1:0']).wait()"],
-        stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.path.dirname(__file__)},
-    )  # fmt: skip
-    assert launcher.stdout is not None
-    stdout = b""
-    while START.encode() not in stdout:
-        chunk = os.read(launcher.stdout.fileno(), 4096)
-        assert chunk, "the liaison exited before starting"
-        stdout += chunk
-    launcher.kill()
-    launcher.wait()
-    started = time.monotonic()
-    while chunk := os.read(launcher.stdout.fileno(), 4096):  # EOF once the liaison has exited
-        stdout += chunk
-    assert time.monotonic() - started < 5
+    stdout, seconds = stdout_when_the_launcher_dies()
+    assert seconds < 5
     assert STOP.encode() in stdout
-    launcher.stdout.close()
 
 
 def test_what_user_code_prints_goes_to_stdout_after_the_marker_as_in_1_0() -> None:
