@@ -61,6 +61,26 @@ export function stopMethod(connected: boolean, platform: string = process.platfo
 
 const STDERR_KEEP = 64 * 1024;
 
+// Children still running, killed when this process exits. One "exit" listener serves
+// them all: one per child would trip Node's MaxListenersExceededWarning past 10.
+const liveChildren = new Set<ChildProcess>();
+function killLiveChildren(): void {
+  for (const child of liveChildren) {
+    try {
+      child.kill();
+    } catch {
+      /* already gone */
+    }
+  }
+}
+function watchUntilExit(child: ChildProcess): () => void {
+  if (liveChildren.size === 0) process.on("exit", killLiveChildren);
+  liveChildren.add(child);
+  return () => {
+    if (liveChildren.delete(child) && liveChildren.size === 0) process.off("exit", killLiveChildren);
+  };
+}
+
 /** A connection to a liaison this process started: a {@link Liaison} plus the child process. */
 export class SpawnedLiaison extends Liaison {
   /** The Python child process. */
@@ -185,26 +205,19 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
       return err ? `${text}\n--- stderr of the liaison ---\n${err}` : `${text} (it wrote nothing to stderr)`;
     };
 
-    const killOnExit = () => {
-      try {
-        child.kill();
-      } catch {
-        /* already gone */
-      }
-    };
-    process.on("exit", killOnExit);
+    const unwatch = watchUntilExit(child);
     let exitCode: number | null | undefined;
     let exitSignal: NodeJS.Signals | null = null;
     const exited = new Promise<number | null>((res) => {
       child.once("exit", (code, signal) => {
         exitCode = code;
         exitSignal = signal;
-        process.off("exit", killOnExit);
+        unwatch();
         res(code);
       });
       child.once("error", () => {
         // spawn failed: no "exit" event will come
-        process.off("exit", killOnExit);
+        unwatch();
         if (child.pid === undefined) res(null);
       });
     });

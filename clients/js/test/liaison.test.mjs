@@ -229,6 +229,27 @@ test("stop() shuts the liaison down: resolves 0 and the process is gone", async 
   await assert.rejects(connect(`ws://127.0.0.1:${own.port}/`, { token: own.token }), { type: "ConnectionError" });
 });
 
+test("a dozen spawned liaisons share one exit listener: no MaxListenersExceededWarning", async () => {
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w.name);
+  process.on("warning", onWarning);
+  const before = process.listenerCount("exit"); // the shared listener is there already if a child lives
+  const children = [];
+  try {
+    for (const c of await Promise.allSettled(Array.from({ length: 12 }, () => spawnLiaison({ ...options, transport: "stdio" })))) {
+      assert.equal(c.status, "fulfilled", c.reason?.message);
+      children.push(c.value);
+    }
+    assert.ok(process.listenerCount("exit") <= before + 1, `${process.listenerCount("exit")} exit listeners`);
+    assert.deepEqual(await Promise.all(children.map((c) => c.ping())), Array(12).fill("pong"));
+  } finally {
+    assert.deepEqual(await Promise.all(children.map((c) => c.stop())), Array(children.length).fill(0));
+    process.off("warning", onWarning);
+  }
+  assert.equal(process.listenerCount("exit"), before);
+  assert.deepEqual(warnings, []);
+});
+
 test("spawnLiaison rejects with the child's stderr when it cannot start", async () => {
   const t0 = Date.now();
   await assert.rejects(spawnLiaison({ ...options, address: "127.0.0.1:not-a-port" }), (e) => {
