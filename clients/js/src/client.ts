@@ -265,7 +265,7 @@ export class Liaison {
   /** Default timeout (ms) of every call; `undefined` for none. */
   timeout: number | undefined;
   /**
-   * `true` (the default): a plain Array of at least `NUMBER_ARRAY_MIN` (512) numbers in
+   * `true` (the default): a plain Array of at least `NUMBER_ARRAY_MIN` (1024) numbers in
    * a call's arguments travels as raw float64 (or int32) in a binary frame, and Python
    * gets the very list JSON text would give it (ints, floats, `None` for NaN and
    * ±Infinity), 3-4x faster for large arrays. `false`: such Arrays go as JSON text, as
