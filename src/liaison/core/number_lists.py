@@ -26,7 +26,7 @@ from typing import Any
 
 from .errors import InvalidMessage
 
-__all__ = ["LIST_DTYPES", "decode_number_list", "json_integer"]
+__all__ = ["LIST_DTYPES", "decode_number_list", "json_integer", "native_items"]
 
 # The dtypes a list placeholder may have, and their array typecodes of that item size.
 LIST_DTYPES = {
