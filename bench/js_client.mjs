@@ -116,16 +116,26 @@ async function main() {
         opts.reps,
         opts.warmup,
       );
-      // (c') the same as a plain Array in JSON; echo: false, else the reply would carry
-      // the 1M numbers back in `evt` and the row would measure both directions
+      // (c') the same as a plain Array, as a user passes it: by default it travels raw
+      // (binaryNumberArrays); echo: false, else the reply would carry the million
+      // numbers back in `evt` and the row would measure both directions
       const plain = Array.from(data);
+      out.args_plain = await measure(
+        () => liaison.run("numpy:sum", [plain], {}, { echo: false }),
+        checkSum("numpy:sum plain Array"),
+        opts.reps,
+        opts.warmup,
+      );
+      // (c'') the same Array as JSON text (binaryNumberArrays: false)
+      liaison.binaryNumberArrays = false;
       out.args_json = await measure(
         () => liaison.run("numpy:sum", [plain], {}, { echo: false }),
         checkSum("numpy:sum JSON"),
         opts.jsonReps,
         1,
       );
-      // (c'') of which the client's JSON encoding of that message (what `run` sends)
+      liaison.binaryNumberArrays = true;
+      // (c''') of which the client's JSON encoding of that message (what `run` sends)
       const message = { command: { command: "run", args: ["numpy:sum", plain], kwargs: {} }, id: "x", echo: false };
       out.args_json_encode = await measure(
         () => client.jsonStringify(message),

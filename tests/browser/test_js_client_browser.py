@@ -46,6 +46,20 @@ const [url, done] = arguments;
   const arrays = await liaison.run("remote_helpers:arrays", [3], {}, {binary: true});
   outcome.binary = {isFloat64Array: arrays[2] instanceof Float64Array,
                     values: Array.from(arrays[2]), shape: arrays[2].shape};
+  // A plain Array of numbers goes raw (a binary frame) and arrives as the list JSON gives.
+  const kinds = [];
+  class SpyingWebSocket extends WebSocket {
+    send(data) { kinds.push(typeof data === "string" ? "text" : "binary"); super.send(data); }
+  }
+  const spied = await connect(url, {timeout: 10000, WebSocket: SpyingWebSocket});
+  const numbers = Array.from({length: 3000}, (_, i) =>
+    i % 100 ? Math.sin(i) * 1000 : [0, -0, NaN, Infinity, 2 ** 60, 1e21, 5e-324][(i / 100) % 7]);
+  kinds.length = 0;
+  const raw = await spied.run("json:dumps", [numbers]);
+  spied.binaryNumberArrays = false;
+  const json = await spied.run("json:dumps", [numbers]);
+  outcome.numbers = {same: raw === json, kinds, head: raw.slice(0, 40)};
+  await spied.close();
   const pending = liaison.run("remote_helpers:block_until_released", [30]);
   const closed = liaison.close();
   outcome.closeRejects = await pending.then(() => "resolved", (e) => e.type);
@@ -111,6 +125,8 @@ def test_browser_build_drives_the_liaison(
     assert outcome["partials"] == [0, 1, 2]
     assert outcome["binary"] == {"isFloat64Array": True, "values": [0, 1], "shape": [2]}
     assert outcome["closeRejects"] == "ConnectionClosed"
+    assert outcome["numbers"] == {"same": True, "kinds": ["binary", "text"],
+                                  "head": "[0, 841.4709848078965, 909.2974268256817"}  # fmt: skip
 
 
 # Runs in the page: module proxies, references, release, scoping to the connection.

@@ -405,7 +405,7 @@ def test_importing_the_server_does_not_import_numpy() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_a_request_frame_without_dollar_skips_the_walk_and_one_with_it_does_not() -> None:
+def test_a_request_frame_without_references_skips_the_walk_and_one_with_one_does_not() -> None:
     plain = parse_frame(frame_of({"command": {"command": "run", "args": ["m:f", [[1.5]]]}}, PAD))
     assert plain.literal and plain.args == ["m:f", [[1.5]]]
     nested = frame_of(
@@ -414,8 +414,12 @@ def test_a_request_frame_without_dollar_skips_the_walk_and_one_with_it_does_not(
         b"abc", struct.pack("<2h", -1, 7),
     )  # fmt: skip
     request = parse_frame(nested)
-    assert not request.literal and request.args[1] == [[b"abc"]]
+    # placeholders are resolved, and what they become holds no reference: no walk
+    assert request.literal and request.args[1] == [[b"abc"]]
     assert request.kwargs["k"]["l"][0].tolist() == [-1, 7]
+    referring = frame_of({"command": {"command": "run", "args": ["m:f", "$x", {"$buffer": 0}]}},
+                         b"abc")  # fmt: skip
+    assert not parse_frame(referring).literal
 
 
 @pytest.mark.parametrize("key", ["\\u0024buffer", "\\u0024\\u0062uffer", "\\u0024BUFFER"])

@@ -12,6 +12,7 @@
  * (C order) and each bytes value `{"$buffer": i, "dtype": "bytes"}`.
  */
 import { LiaisonError } from "./errors.js";
+import { isLongArray, numberArrayParts } from "./numberArrays.js";
 
 /** Any typed array this client produces or accepts. */
 export type TypedArray =
@@ -207,23 +208,68 @@ export function containsBinary(value: unknown, seen = new Set<unknown>()): boole
 
 const align8 = (n: number) => (n + 7) & ~7;
 
+/** What {@link encodeFrame} sends raw. */
+export interface FrameOptions {
+  /** Typed arrays, ArrayBuffers and DataViews anywhere (else they stay JSON arrays). Default: true. */
+  typedArrays?: boolean;
+  /** Plain Arrays of numbers (long enough) in `command`, as list placeholders. Default: false. */
+  numberArrays?: boolean;
+}
+
 /**
  * Encodes `message` as one binary frame: every typed array (`Float64Array`, ...,
  * with its `shape` if attached, else 1-D) becomes a numpy array, every
  * `ArrayBuffer`, `DataView`, Node `Buffer` or `bytes(...)`-marked `Uint8Array` becomes
- * Python bytes. Returns the frame's ArrayBuffer.
+ * Python bytes; with `numberArrays`, each plain Array of numbers in `command` that
+ * {@link numberArrayParts} takes becomes the Python list JSON would give. Returns the
+ * frame's ArrayBuffer.
  */
-export function encodeFrame(message: Record<string, unknown>): ArrayBuffer {
+export function encodeFrame(message: Record<string, unknown>, options: FrameOptions = {}): ArrayBuffer {
+  return frameOf(message, options, false) as ArrayBuffer;
+}
+
+/**
+ * A call's message as it is sent: a binary frame if `binary` and its command holds a
+ * typed array, or if `numberArrays` and its command holds a plain Array of numbers
+ * that travels raw; else JSON text ({@link jsonStringify}).
+ */
+export function encodeMessage(message: Record<string, unknown>, options: { binary: boolean; numberArrays: boolean }): string | ArrayBuffer {
+  if (options.binary && containsBinary(message.command)) return encodeFrame(message, { numberArrays: options.numberArrays });
+  if (options.numberArrays && containsLongArray(message.command, new Set())) {
+    const frame = frameOf(message, { typedArrays: false, numberArrays: true }, true);
+    if (frame) return frame;
+  }
+  return jsonStringify(message);
+}
+
+/** True if `value` holds an Array long enough to maybe travel raw (a cheap first look). */
+function containsLongArray(value: unknown, seen: Set<unknown>): boolean {
+  if (typeof value !== "object" || value === null || seen.has(value) || isBinaryValue(value)) return false;
+  if (isLongArray(value)) return true;
+  seen.add(value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (typeof item === "object" && item !== null && containsLongArray(item, seen)) return true;
+    }
+    return false;
+  }
+  return Object.values(value).some((v) => containsLongArray(v, seen));
+}
+
+function frameOf(message: Record<string, unknown>, options: FrameOptions, onlyWithBuffers: boolean): ArrayBuffer | null {
+  const typedArrays = options.typedArrays ?? true;
   const parts: Uint8Array[] = [];
-  const replace = (value: unknown, seen: Set<unknown>): unknown => {
+  const push = (bytes: Uint8Array, size: number): number => {
+    parts.push(size > 1 && !LITTLE_ENDIAN ? swapBytes(bytes, size) : bytes);
+    return parts.length - 1;
+  };
+  const replace = (value: unknown, seen: Set<unknown>, numberArrays: boolean): unknown => {
     if (isBinaryValue(value)) {
+      if (!typedArrays) return value; // jsonStringify makes it a JSON array
       const view = value instanceof ArrayBuffer ? new Uint8Array(value) : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
       const dtype = value instanceof ArrayBuffer ? "bytes" : dtypeOf(value);
-      let src = view;
-      const size = DTYPES[dtype]?.BYTES_PER_ELEMENT ?? 1;
-      if (size > 1 && !LITTLE_ENDIAN) src = swapBytes(view, size);
-      parts.push(src);
-      const placeholder: Record<string, unknown> = { $buffer: parts.length - 1, dtype };
+      const placeholder: Record<string, unknown> = { $buffer: push(view, DTYPES[dtype]?.BYTES_PER_ELEMENT ?? 1), dtype };
       if (dtype !== "bytes") {
         const n = (value as TypedArray).length ?? view.length;
         const shape = (value as { shape?: unknown }).shape;
@@ -235,15 +281,25 @@ export function encodeFrame(message: Record<string, unknown>): ArrayBuffer {
     if (typeof value !== "object" || value === null) return value;
     if (seen.has(value)) throw new LiaisonError("EncodingError", "cannot encode a circular structure");
     if (typeof (value as { toJSON?: unknown }).toJSON === "function") return value; // Dates and friends
+    if (numberArrays && isLongArray(value)) {
+      const raw = numberArrayParts(value);
+      if (raw) {
+        const placeholder: Record<string, unknown> = { $buffer: push(raw.values, raw.dtype === "float64" ? 8 : 4), dtype: raw.dtype, as: "list" };
+        if (raw.ints) placeholder.ints = push(raw.ints, 4);
+        if (raw.nulls) placeholder.nulls = push(raw.nulls, 4);
+        return placeholder;
+      }
+    }
     seen.add(value);
     let out: unknown;
-    if (Array.isArray(value)) out = value.map((v) => replace(v, seen));
-    else out = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, replace(v, seen)]));
+    if (Array.isArray(value)) out = value.map((v) => replace(v, seen, numberArrays));
+    else out = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, replace(v, seen, numberArrays)]));
     seen.delete(value);
     return out;
   };
   const body: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(message)) body[key] = replace(value, new Set());
+  for (const [key, value] of Object.entries(message)) body[key] = replace(value, new Set(), key === "command" && (options.numberArrays ?? false));
+  if (onlyWithBuffers && !parts.length) return null;
   const encoder = new TextEncoder();
   // The offsets depend on the header's length, which depends on the offsets: iterate
   // until stable, padding the header with spaces (valid JSON) when it shrinks.

@@ -9,8 +9,9 @@ export type { CallOptions, CloseInfo, ConnectOptions, Handler, WebSocketConstruc
 export { CallCancelled, CallTimeout, ConnectFailed, ConnectionLost, LiaisonError, RemoteError, SpawnError } from "./errors.js";
 export { kw } from "./proxy.js";
 export type { Keywords, PyAttribute, PyProxy } from "./proxy.js";
-export { bytes, decodeFrame, dtypeOf, encodeFrame, jsonStringify, ndarray, normalizeDtype, viewBuffer } from "./binary.js";
-export type { NDArray, TypedArray } from "./binary.js";
+export { bytes, decodeFrame, dtypeOf, encodeFrame, encodeMessage, jsonStringify, ndarray, normalizeDtype, viewBuffer } from "./binary.js";
+export type { FrameOptions, NDArray, TypedArray } from "./binary.js";
+export { INDEXED_SHARE_MAX, NUMBER_ARRAY_MIN } from "./numberArrays.js";
 
 /** The marker a liaison writes to stdout once it listens: `LIAISON:CONNECTED@HOST:PORT`. */
 export const START_MARKER = "LIAISON:CONNECTED";

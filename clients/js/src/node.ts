@@ -43,6 +43,8 @@ export interface SpawnOptions {
   callTimeout?: number;
   /** The WebSocket implementation. Default: `globalThis.WebSocket`, else the `ws` package. */
   WebSocket?: ConnectOptions["WebSocket"];
+  /** Sets the returned connection's `binaryNumberArrays` (large number Arrays sent raw). Default: true. */
+  binaryNumberArrays?: boolean;
 }
 
 /** Milliseconds `stop()` waits for the child to exit after `shutdown` before it kills it. */
@@ -283,7 +285,7 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      const liaison = new SpawnedLiaison(pipe, { url: "stdio", timeout: options.callTimeout }, child, { token, host: "stdio", port: 0, exited, stderr: tail });
+      const liaison = new SpawnedLiaison(pipe, { url: "stdio", timeout: options.callTimeout, binaryNumberArrays: options.binaryNumberArrays }, child, { token, host: "stdio", port: 0, exited, stderr: tail });
       void receivePushesAtOnce(liaison).then(() => resolve(liaison));
     };
 
@@ -299,7 +301,7 @@ export function spawnLiaison(options: SpawnOptions = {}): Promise<SpawnedLiaison
           }
           settled = true;
           clearTimeout(timer);
-          const liaison = new SpawnedLiaison(socket, { url: safe, timeout: options.callTimeout }, child, { token, host, port, exited, stderr: tail });
+          const liaison = new SpawnedLiaison(socket, { url: safe, timeout: options.callTimeout, binaryNumberArrays: options.binaryNumberArrays }, child, { token, host, port, exited, stderr: tail });
           void receivePushesAtOnce(liaison).then(() => resolve(liaison));
         },
         (e: LiaisonError) => {

@@ -7,7 +7,9 @@ The layout (docs/protocol.md, "Binary frames")::
     offsets      each buffer, at an offset (from the frame's start) that is a multiple of 8
 
 In the JSON each array is ``{"$buffer": i, "dtype": "float64", "shape": [2, 3]}`` (C
-order, little-endian) and each bytes value ``{"$buffer": i, "dtype": "bytes"}``. The
+order, little-endian) and each bytes value ``{"$buffer": i, "dtype": "bytes"}``; a
+client may also send a JSON array of numbers as ``{"$buffer": i, "dtype": "float64",
+"as": "list", ...}`` (decoded by :mod:`.number_lists`). The
 top-level ``evt`` (a reply's echo of the peer's message) is neither encoded nor decoded:
 its placeholders, if any, refer to the peer's own frame.
 
@@ -24,6 +26,7 @@ import orjson
 
 from .encoding import dumps
 from .errors import InvalidMessage, json_type_name
+from .number_lists import decode_number_list
 
 __all__ = ["DTYPES", "Frame", "decode_frame", "encode_frame", "resolve_buffers", "split_frame"]
 
@@ -229,7 +232,7 @@ def split_frame(data: bytes | bytearray | memoryview) -> tuple[dict[str, Any], l
 
 
 def resolve_buffers(value: Any, buffers: list[memoryview]) -> Any:
-    """``value`` with every placeholder replaced by its numpy array or bytes.
+    """``value`` with every placeholder replaced by its numpy array, bytes or list.
 
     Arrays are writable: a read-only buffer (a ``bytes`` frame) is copied. Containers
     holding no placeholder are returned as they are. Raises :class:`InvalidMessage`.
@@ -271,6 +274,8 @@ def _placeholder(spec: dict[str, Any], buffers: list[memoryview]) -> Any:
             f"binary frame placeholder names buffer {index!r}, but the frame has "
             f"{len(buffers)} buffer{'' if len(buffers) == 1 else 's'}"
         )
+    if "as" in spec:  # a JSON array of numbers, sent raw
+        return decode_number_list(spec, index, buffers)
     buffer = buffers[index]
     dtype = spec.get("dtype", _BYTES)  # as the JavaScript client reads it
     if dtype == _BYTES:
