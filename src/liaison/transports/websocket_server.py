@@ -196,10 +196,10 @@ class Connection(QueuedConnection):
         ws = self.ws
         async for data in ws:
             self._unanswered += 1
-            if ws.reads == self._reads_seen:
-                self._cork()  # this message came in the previous one's read: a burst
-            else:
+            if ws.reads != self._reads_seen:
                 self._reads_seen = ws.reads
+            elif not self._corked:
+                self._cork()  # this message came in the previous one's read: a burst
             self._handling = True
             try:
                 on_message(data, self)
@@ -210,13 +210,13 @@ class Connection(QueuedConnection):
                 self._reply_now = None
                 self._sending = True
                 try:
-                    await self.ws.send(reply, text=not isinstance(reply, bytearray))
+                    await ws.send(reply, text=not isinstance(reply, bytearray))
                 finally:
                     self._sending = False
             if self._outbox and not self._sending:
                 # Replies made while handling or sending go out now: no task switch.
                 await self._send_queued()
-            if self._crowded():
+            if (self._unanswered or self._outbox) and self._crowded():  # no call if idle
                 self._room.clear()
                 await self._room.wait()
 
