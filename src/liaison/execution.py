@@ -138,7 +138,8 @@ def _current_sink() -> Sink | None:
 class Job:
     """One request on its way to its single reply."""
 
-    __slots__ = ("_lock", "interrupt", "on_done", "request", "sink", "state", "task", "thread")
+    __slots__ = ("_lock", "cancel_timeout", "interrupt", "key", "on_done", "request", "sink",
+                 "state", "task", "thread")  # fmt: skip
 
     def __init__(self, request: Request, sink: Sink) -> None:
         self.request = request
@@ -147,7 +148,11 @@ class Job:
         self.interrupt: type[Interrupted] | None = None
         self.thread: int | None = None
         self.task: tuple[asyncio.AbstractEventLoop, asyncio.Task[None]] | None = None
-        self.on_done: Callable[[], None] | None = None
+        # Called with the job once it has replied, to forget its key (sink id, request
+        # id) under which it can be cancelled, and to cancel its timeout.
+        self.on_done: Callable[[Job], None] | None = None
+        self.key: tuple[int, Any] | None = None
+        self.cancel_timeout: Callable[[], None] | None = None
         self._lock = threading.Lock()
 
     def start(self) -> bool:
@@ -171,7 +176,7 @@ class Job:
         # each, and 3-4x the resident memory).
         self.request = self.request.released()
         if self.on_done is not None:
-            self.on_done()
+            self.on_done(self)
         self.sink.send(data)
         return True
 
@@ -222,19 +227,18 @@ class Executor:
 
     def submit(self, request: Request, sink: Sink) -> Job:
         job = Job(request, sink)
-        key = None if request.id is None else (sink.id, request.id)
-        if key is not None:
+        if request.id is not None:
+            job.key = key = (sink.id, request.id)
             with self._jobs_lock:
                 self._jobs[key] = job
-        cancel_timeout = None
+            job.on_done = self._forget
         if request.timeout is not None and self._call_later is not None:
 
             def time_out() -> None:
                 self._interrupt(job, TimedOut)
 
-            cancel_timeout = self._call_later(request.timeout, time_out)
-        if key is not None or cancel_timeout is not None:
-            job.on_done = lambda: self._forget(key, job, cancel_timeout)
+            job.cancel_timeout = self._call_later(request.timeout, time_out)
+            job.on_done = self._forget
         if request.concurrent:
             if self.stopping.is_set():
                 job.fail(Stopping().reply_error(job))
@@ -250,13 +254,14 @@ class Executor:
                 self._gui.wake()
         return job
 
-    def _forget(self, key: tuple[int, Any] | None, job: Job, cancel_timeout: Any) -> None:
+    def _forget(self, job: Job) -> None:
+        key = job.key
         if key is not None:
             with self._jobs_lock:
                 if self._jobs.get(key) is job:
                     del self._jobs[key]
-        if cancel_timeout is not None:
-            cancel_timeout()
+        if job.cancel_timeout is not None:
+            job.cancel_timeout()
 
     def cancel(self, sink: Sink, request_id: Any) -> bool:
         """Cancel the command ``request_id`` of this sink; True if it was queued or running.
