@@ -215,7 +215,9 @@ class Executor:
         self._pending_interrupt: tuple[Job | None, type[Interrupted]] | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._async_lock = threading.Lock()
-        self.stopping = threading.Event()
+        # Set once, by stop() or when run_forever ends, from any thread; read on every job
+        # (a bool: Event.is_set is a Python call).
+        self.stopping = False
         self._serving = threading.Event()  # run_forever has begun
 
     @property
@@ -240,13 +242,13 @@ class Executor:
             job.cancel_timeout = self._call_later(request.timeout, time_out)
             job.on_done = self._forget
         if request.concurrent:
-            if self.stopping.is_set():
+            if self.stopping:
                 job.fail(Stopping().reply_error(job))
             else:
                 threading.Thread(target=self._run_in_worker, args=(job,), daemon=True).start()
         else:
             self._queue.put(job)
-            if self.stopping.is_set():
+            if self.stopping:
                 # run_forever may have drained the queue already; if not, its drain (or
                 # run) of this job sends nothing more: a job replies once.
                 job.fail(Stopping().reply_error(job))
@@ -313,7 +315,7 @@ class Executor:
             self._run_gui_forever(gui)
             return
         try:
-            while not self.stopping.is_set():
+            while not self.stopping:
                 job = self._queue.get()
                 if job is None:
                     break
@@ -322,15 +324,15 @@ class Executor:
                 except Interrupted:
                     pass  # landed after the job's reply, as it left
         finally:
-            self.stopping.set()
+            self.stopping = True
             self._drain_queue()
 
     def _run_gui_forever(self, gui: GuiLoop) -> None:
         self._gui = gui
-        if self.stopping.is_set():
+        if self.stopping:
             gui.quit()
         try:
-            while not self.stopping.is_set():
+            while not self.stopping:
                 try:
                     gui.run(self._pull)
                     break
@@ -339,7 +341,7 @@ class Executor:
                 except Interrupted:
                     pass  # aimed at a job that had already replied: the loop goes on
         finally:
-            self.stopping.set()
+            self.stopping = True
             self._drain_queue()
 
     def _pull(self) -> None:
@@ -348,7 +350,7 @@ class Executor:
         assert gui is not None
         if self._main_job is not None:
             return  # a command runs a nested event loop: the next waits until it returns
-        if self.stopping.is_set():  # a stop signal's handler raised Stopping in a command
+        if self._stopped():  # a stop signal's handler raised Stopping in a command
             gui.quit()
             return
         try:
@@ -362,10 +364,15 @@ class Executor:
             self._run_on_main(job)
         except Interrupted:
             pass  # landed after the job's reply, as it left
-        if self.stopping.is_set():
+        if self._stopped():
             gui.quit()
         elif not self._queue.empty():
             gui.wake()  # one job per callback: the windows repaint between commands
+
+    def _stopped(self) -> bool:
+        # A call, not the attribute: a check of self.stopping would tell mypy it stays
+        # false for the rest of the method, though the job just run may have set it.
+        return self.stopping
 
     def _run_on_main(self, job: Job) -> None:
         """Run an ordered job on this (main) thread. It replies once, even when a stop or
@@ -374,7 +381,7 @@ class Executor:
             return  # cancelled while queued: it has replied
         self._main_job = job
         try:
-            if self.stopping.is_set():
+            if self.stopping:
                 raise Stopping  # stop() came after the job left the queue
             self._run(job)
         except Interrupted as interrupted:
@@ -403,9 +410,9 @@ class Executor:
 
     def stop(self) -> None:
         """Ask :meth:`run_forever` to return soon, interrupting the running command."""
-        if self.stopping.is_set():
+        if self.stopping:
             return
-        self.stopping.set()
+        self.stopping = True
         self._queue.put(None)
         if self._gui is not None:
             self._gui.quit()
