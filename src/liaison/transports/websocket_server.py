@@ -35,7 +35,7 @@ MessageHandler = Callable[[str | bytes, "Connection"], None]
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux only
 
 
-class ReadCountingConnection(ServerConnection):
+class _ReadCountingConnection(ServerConnection):
     """websockets' server connection, counting the socket reads it parses messages from
     (``create_connection``, a documented extension point): messages from one read were
     sent together, a burst whose replies may share TCP segments."""
@@ -62,7 +62,7 @@ class Connection(QueuedConnection):
     shared rule of :class:`QueuedConnection`.
     """
 
-    def __init__(self, ws: ReadCountingConnection, inbox: LoopInbox, max_pending: int):
+    def __init__(self, ws: _ReadCountingConnection, inbox: LoopInbox, max_pending: int):
         super().__init__(inbox)
         self.ws = ws
         # One future wakes the writer: asyncio.Queue costs ~10 Python calls per message.
@@ -254,7 +254,7 @@ class WebSocketTransport:
             ping_interval=None,  # loopback peers; liaison's `ping` command serves liveness
             close_timeout=2,
             server_header=None,
-            create_connection=ReadCountingConnection,
+            create_connection=_ReadCountingConnection,
         )
         self._server = await self._bind(settings.host, settings.port, options)
         port: int = self._server.sockets[0].getsockname()[1]
@@ -299,9 +299,9 @@ class WebSocketTransport:
 
     async def _handle(self, ws: ServerConnection) -> None:
         assert self._inbox is not None
-        # serve() made ws with create_connection=ReadCountingConnection
+        # serve() made ws with create_connection=_ReadCountingConnection
         connection = Connection(
-            cast(ReadCountingConnection, ws), self._inbox, self.settings.max_pending
+            cast(_ReadCountingConnection, ws), self._inbox, self.settings.max_pending
         )
         self.connections.add(connection)
         log.info("client connected: %r", connection)
