@@ -89,8 +89,11 @@ class Resolver:
             raise InvalidTarget(f"target must be a non-empty string, got {got}")
         if ":" in target:
             module_name, names, attributes = _split_import_target(target)
-            self._check_names(target, names)
-            return self._walk(self._import(module_name), attributes, module_name)
+            if self.allowed_modules is not None:  # no call without an allow-list
+                self._check_names(target, names)
+                self._check_module(module_name)
+            module = _loaded_module(module_name) or importlib.import_module(module_name)
+            return self._walk(module, attributes, module_name)
         segments = _segments(target, target)
         head = segments[0]
         if head in namespace:
@@ -117,10 +120,9 @@ class Resolver:
                     f"{target!r}: access to {segment!r} is refused by --allow-module"
                 )
 
-    def _import(self, name: str) -> types.ModuleType:
+    def _check_module(self, name: str) -> None:
         if not self.is_module_allowed(name):
             raise ModuleNotAllowed(f"importing {name!r} is not allowed by --allow-module")
-        return _loaded_module(name) or importlib.import_module(name)
 
     def _import_longest_prefix(self, target: str, segments: list[str]) -> Any:
         if not _MODULE_PATH.fullmatch(target):
