@@ -138,7 +138,8 @@ def _current_sink() -> Sink | None:
 class Job:
     """One request on its way to its single reply."""
 
-    __slots__ = ("_lock", "interrupt", "on_done", "request", "sink", "state", "task", "thread")
+    __slots__ = ("_lock", "cancel_timeout", "interrupt", "key", "on_done", "request", "sink",
+                 "state", "task", "thread")  # fmt: skip
 
     def __init__(self, request: Request, sink: Sink) -> None:
         self.request = request
@@ -147,7 +148,11 @@ class Job:
         self.interrupt: type[Interrupted] | None = None
         self.thread: int | None = None
         self.task: tuple[asyncio.AbstractEventLoop, asyncio.Task[None]] | None = None
-        self.on_done: Callable[[], None] | None = None
+        # Called with the job once it has replied, to forget its key (sink id, request
+        # id) under which it can be cancelled, and to cancel its timeout.
+        self.on_done: Callable[[Job], None] | None = None
+        self.key: tuple[int, Any] | None = None
+        self.cancel_timeout: Callable[[], None] | None = None
         self._lock = threading.Lock()
 
     def start(self) -> bool:
@@ -171,7 +176,7 @@ class Job:
         # each, and 3-4x the resident memory).
         self.request = self.request.released()
         if self.on_done is not None:
-            self.on_done()
+            self.on_done(self)
         self.sink.send(data)
         return True
 
@@ -210,7 +215,9 @@ class Executor:
         self._pending_interrupt: tuple[Job | None, type[Interrupted]] | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._async_lock = threading.Lock()
-        self.stopping = threading.Event()
+        # Set once, by stop() or when run_forever ends, from any thread; read on every job
+        # (a bool: Event.is_set is a Python call).
+        self.stopping = False
         self._serving = threading.Event()  # run_forever has begun
 
     @property
@@ -222,27 +229,26 @@ class Executor:
 
     def submit(self, request: Request, sink: Sink) -> Job:
         job = Job(request, sink)
-        key = None if request.id is None else (sink.id, request.id)
-        if key is not None:
+        if request.id is not None:
+            job.key = key = (sink.id, request.id)
             with self._jobs_lock:
                 self._jobs[key] = job
-        cancel_timeout = None
+            job.on_done = self._forget
         if request.timeout is not None and self._call_later is not None:
 
             def time_out() -> None:
                 self._interrupt(job, TimedOut)
 
-            cancel_timeout = self._call_later(request.timeout, time_out)
-        if key is not None or cancel_timeout is not None:
-            job.on_done = lambda: self._forget(key, job, cancel_timeout)
+            job.cancel_timeout = self._call_later(request.timeout, time_out)
+            job.on_done = self._forget
         if request.concurrent:
-            if self.stopping.is_set():
+            if self.stopping:
                 job.fail(Stopping().reply_error(job))
             else:
                 threading.Thread(target=self._run_in_worker, args=(job,), daemon=True).start()
         else:
             self._queue.put(job)
-            if self.stopping.is_set():
+            if self.stopping:
                 # run_forever may have drained the queue already; if not, its drain (or
                 # run) of this job sends nothing more: a job replies once.
                 job.fail(Stopping().reply_error(job))
@@ -250,13 +256,14 @@ class Executor:
                 self._gui.wake()
         return job
 
-    def _forget(self, key: tuple[int, Any] | None, job: Job, cancel_timeout: Any) -> None:
+    def _forget(self, job: Job) -> None:
+        key = job.key
         if key is not None:
             with self._jobs_lock:
                 if self._jobs.get(key) is job:
                     del self._jobs[key]
-        if cancel_timeout is not None:
-            cancel_timeout()
+        if job.cancel_timeout is not None:
+            job.cancel_timeout()
 
     def cancel(self, sink: Sink, request_id: Any) -> bool:
         """Cancel the command ``request_id`` of this sink; True if it was queued or running.
@@ -308,7 +315,7 @@ class Executor:
             self._run_gui_forever(gui)
             return
         try:
-            while not self.stopping.is_set():
+            while not self.stopping:
                 job = self._queue.get()
                 if job is None:
                     break
@@ -317,15 +324,15 @@ class Executor:
                 except Interrupted:
                     pass  # landed after the job's reply, as it left
         finally:
-            self.stopping.set()
+            self.stopping = True
             self._drain_queue()
 
     def _run_gui_forever(self, gui: GuiLoop) -> None:
         self._gui = gui
-        if self.stopping.is_set():
+        if self.stopping:
             gui.quit()
         try:
-            while not self.stopping.is_set():
+            while not self.stopping:
                 try:
                     gui.run(self._pull)
                     break
@@ -334,7 +341,7 @@ class Executor:
                 except Interrupted:
                     pass  # aimed at a job that had already replied: the loop goes on
         finally:
-            self.stopping.set()
+            self.stopping = True
             self._drain_queue()
 
     def _pull(self) -> None:
@@ -343,7 +350,7 @@ class Executor:
         assert gui is not None
         if self._main_job is not None:
             return  # a command runs a nested event loop: the next waits until it returns
-        if self.stopping.is_set():  # a stop signal's handler raised Stopping in a command
+        if self._stopped():  # a stop signal's handler raised Stopping in a command
             gui.quit()
             return
         try:
@@ -357,10 +364,15 @@ class Executor:
             self._run_on_main(job)
         except Interrupted:
             pass  # landed after the job's reply, as it left
-        if self.stopping.is_set():
+        if self._stopped():
             gui.quit()
         elif not self._queue.empty():
             gui.wake()  # one job per callback: the windows repaint between commands
+
+    def _stopped(self) -> bool:
+        # A call, not the attribute: a check of self.stopping would tell mypy it stays
+        # false for the rest of the method, though the job just run may have set it.
+        return self.stopping
 
     def _run_on_main(self, job: Job) -> None:
         """Run an ordered job on this (main) thread. It replies once, even when a stop or
@@ -369,7 +381,7 @@ class Executor:
             return  # cancelled while queued: it has replied
         self._main_job = job
         try:
-            if self.stopping.is_set():
+            if self.stopping:
                 raise Stopping  # stop() came after the job left the queue
             self._run(job)
         except Interrupted as interrupted:
@@ -398,9 +410,9 @@ class Executor:
 
     def stop(self) -> None:
         """Ask :meth:`run_forever` to return soon, interrupting the running command."""
-        if self.stopping.is_set():
+        if self.stopping:
             return
-        self.stopping.set()
+        self.stopping = True
         self._queue.put(None)
         if self._gui is not None:
             self._gui.quit()

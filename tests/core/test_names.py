@@ -206,3 +206,20 @@ def test_namespace_objects_are_judged_by_their_module_or_an_allowed_export() -> 
     assert companion.resolve("cwd_function") is os.getcwd
     assert companion.call("reexporter:cwd") == os.getcwd()
     assert reexporter.pid() == os.getpid()
+
+
+def test_a_target_resolved_before_sees_a_changed_attribute_and_the_allow_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The split of `module:attr` targets is cached; the import, the walk and the
+    # allow-list's name rule are not.
+    monkeypatch.setattr(reexporter, "changing", 1, raising=False)
+    assert Resolver().resolve("reexporter:changing", {}) == 1
+    monkeypatch.setattr(reexporter, "changing", 2)
+    assert Resolver().resolve("reexporter:changing", {}) == 2
+    assert Resolver().resolve("reexporter:__name__", {}) == "reexporter"
+    with pytest.raises(InvalidTarget):
+        Resolver(["reexporter"]).resolve("reexporter:__name__", {})
+    for _ in range(2):  # a refused target is refused again, not cached as resolved
+        with pytest.raises(InvalidTarget):
+            Resolver().resolve("not a module:x", {})

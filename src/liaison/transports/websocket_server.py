@@ -12,7 +12,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -35,6 +35,18 @@ MessageHandler = Callable[[str | bytes, "Connection"], None]
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux only
 
 
+class _ReadCountingConnection(ServerConnection):
+    """websockets' server connection, counting the socket reads it parses messages from
+    (``create_connection``, a documented extension point): messages from one read were
+    sent together, a burst whose replies may share TCP segments."""
+
+    reads = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.reads += 1
+        super().data_received(data)
+
+
 class Connection(QueuedConnection):
     """One client: a thread-safe outbox in front of a websockets connection.
 
@@ -50,7 +62,7 @@ class Connection(QueuedConnection):
     shared rule of :class:`QueuedConnection`.
     """
 
-    def __init__(self, ws: ServerConnection, inbox: LoopInbox, max_pending: int):
+    def __init__(self, ws: _ReadCountingConnection, inbox: LoopInbox, max_pending: int):
         super().__init__(inbox)
         self.ws = ws
         # One future wakes the writer: asyncio.Queue costs ~10 Python calls per message.
@@ -64,8 +76,8 @@ class Connection(QueuedConnection):
         self._max_pending = max_pending
         self._room = asyncio.Event()
         self._room.set()
-        self._read_this_turn = 0  # messages read in this turn of the event loop
-        self._turn_end_pending = False
+        self._reads_seen = -1  # ws.reads when the reader took the previous message
+        self._uncork_pending = False
         self._corked = False
         self._socket: Any = ws.transport.get_extra_info("socket") if _TCP_CORK else None
 
@@ -136,7 +148,8 @@ class Connection(QueuedConnection):
     # loop, and replies from the main thread come in batches. Sending each reply as it
     # is made costs a TCP segment each: the kernel's loopback path, ~40% of the CPU per
     # ping. So in such bursts the socket is corked (TCP_CORK) and the replies leave
-    # together when the turn ends. A lone message's reply is sent at once, uncorked.
+    # together when the turn ends. A lone message's reply is sent at once, uncorked, and
+    # costs no callback: the reader tells a burst by the socket read its message came in.
 
     def _cork(self) -> None:
         if self._corked or self._socket is None:
@@ -146,16 +159,12 @@ class Connection(QueuedConnection):
         except OSError:  # closed
             return
         self._corked = True
-        self._end_turn_soon()
+        if not self._uncork_pending:
+            self._uncork_pending = True
+            asyncio.get_running_loop().call_soon(self._uncork)  # at the end of this turn
 
-    def _end_turn_soon(self) -> None:
-        if not self._turn_end_pending:
-            self._turn_end_pending = True
-            asyncio.get_running_loop().call_soon(self._end_turn)
-
-    def _end_turn(self) -> None:
-        self._turn_end_pending = False
-        self._read_this_turn = 0
+    def _uncork(self) -> None:
+        self._uncork_pending = False
         if self._corked:
             self._corked = False
             with contextlib.suppress(OSError):  # closed meanwhile: nothing to hold back
@@ -184,13 +193,13 @@ class Connection(QueuedConnection):
                 self._wake_writer()
 
     async def reader(self, on_message: MessageHandler) -> None:
-        async for data in self.ws:
+        ws = self.ws
+        async for data in ws:
             self._unanswered += 1
-            self._read_this_turn += 1
-            if self._read_this_turn == 1:
-                self._end_turn_soon()
-            elif self._read_this_turn == 2:
-                self._cork()
+            if ws.reads != self._reads_seen:
+                self._reads_seen = ws.reads
+            elif not self._corked:
+                self._cork()  # this message came in the previous one's read: a burst
             self._handling = True
             try:
                 on_message(data, self)
@@ -201,13 +210,13 @@ class Connection(QueuedConnection):
                 self._reply_now = None
                 self._sending = True
                 try:
-                    await self.ws.send(reply, text=not isinstance(reply, bytearray))
+                    await ws.send(reply, text=not isinstance(reply, bytearray))
                 finally:
                     self._sending = False
             if self._outbox and not self._sending:
                 # Replies made while handling or sending go out now: no task switch.
                 await self._send_queued()
-            if self._crowded():
+            if (self._unanswered or self._outbox) and self._crowded():  # no call if idle
                 self._room.clear()
                 await self._room.wait()
 
@@ -245,6 +254,7 @@ class WebSocketTransport:
             ping_interval=None,  # loopback peers; liaison's `ping` command serves liveness
             close_timeout=2,
             server_header=None,
+            create_connection=_ReadCountingConnection,
         )
         self._server = await self._bind(settings.host, settings.port, options)
         port: int = self._server.sockets[0].getsockname()[1]
@@ -289,7 +299,10 @@ class WebSocketTransport:
 
     async def _handle(self, ws: ServerConnection) -> None:
         assert self._inbox is not None
-        connection = Connection(ws, self._inbox, self.settings.max_pending)
+        # serve() made ws with create_connection=_ReadCountingConnection
+        connection = Connection(
+            cast(_ReadCountingConnection, ws), self._inbox, self.settings.max_pending
+        )
         self.connections.add(connection)
         log.info("client connected: %r", connection)
         writer = asyncio.create_task(connection.writer())
