@@ -4,6 +4,7 @@ message handler standing in for the dispatcher. No subprocess."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from websockets.exceptions import InvalidStatus
 from liaison.io_thread import TransportHandlers
 from liaison.settings import Settings
 from liaison.transports.outbox import ConnectionState
+from liaison.transports.reads import READ_SIZE, limit_read_size
 from liaison.transports.websocket_server import Connection, WebSocketTransport
 
 Handler = Callable[[str | bytes, Connection], None]
@@ -191,3 +193,40 @@ def test_a_reply_made_after_the_loop_closed_is_dropped_quietly() -> None:
     sent: list[Any] = []
     inbox.put(sent.append, b"late")  # raised RuntimeError ("Event loop is closed")
     assert sent == []
+
+
+def test_the_server_reads_its_socket_in_heap_sized_chunks_and_large_messages_arrive_whole() -> None:
+    seen: list[tuple[int, int]] = []
+
+    def record(data: str | bytes, connection: Connection) -> None:
+        seen.append((len(data), connection.ws.transport.max_size))  # type: ignore[attr-defined]
+        reply_to(b"1", connection)
+
+    async def test() -> None:
+        transport, url = await serving(record)
+        try:
+            async with connect(url, max_size=None) as client:
+                await client.send("x" * (5 * READ_SIZE + 3))
+                assert (await replies(client, 1))[0]["response"] == 1
+        finally:
+            await transport.close()
+
+    run(test)
+    assert seen == [(5 * READ_SIZE + 3, READ_SIZE)]
+
+
+def test_limit_read_size_lowers_a_selector_pipe_transport_and_leaves_others_alone() -> None:
+    async def test() -> None:
+        read_end, write_end = os.pipe()
+        with open(read_end, "rb", buffering=0) as pipe, open(write_end, "wb"):
+            loop = asyncio.get_running_loop()
+            reader, _ = await loop.connect_read_pipe(asyncio.Protocol, pipe)
+            assert reader.max_size > READ_SIZE  # type: ignore[attr-defined]  # asyncio's 256 KiB
+            limit_read_size(reader)
+            assert reader.max_size == READ_SIZE  # type: ignore[attr-defined]
+            reader.close()
+
+    run(test)
+    no_read_size = asyncio.BaseTransport()
+    limit_read_size(no_read_size)
+    assert not hasattr(no_read_size, "max_size")

@@ -23,6 +23,7 @@ from ..io_thread import TransportHandlers
 from ..settings import Settings
 from .inbox import LoopInbox
 from .outbox import CLOSED, CLOSING, OPEN, OUTBOX_HIGH_WATER_BYTES, QueuedConnection
+from .reads import READ_SIZE, limit_read_size
 
 __all__ = ["StdioConnection", "StdioTransport"]
 
@@ -293,6 +294,7 @@ async def _open_reader(
         reader, _ = await loop.connect_read_pipe(lambda: protocol, file)
     except ValueError:  # a regular file (`< in.txt`): no event loop can poll one
         return _FileReader(loop, protocol, file.fileno())
+    limit_read_size(reader)
     return reader
 
 
@@ -346,7 +348,7 @@ class _FileReader(asyncio.ReadTransport):
 
     def _read(self) -> None:
         while self._go.wait() and not self._closing:
-            data = os.read(self._fd, 2**18)
+            data = os.read(self._fd, READ_SIZE)
             try:
                 if not data:
                     self._loop.call_soon_threadsafe(self._protocol.eof_received)

@@ -24,6 +24,7 @@ from ..security import check_handshake
 from ..settings import Settings
 from .inbox import LoopInbox
 from .outbox import CLOSED, CLOSING, OPEN, OUTBOX_HIGH_WATER_BYTES, QueuedConnection
+from .reads import limit_read_size
 
 __all__ = ["Connection", "WebSocketTransport"]
 
@@ -41,6 +42,10 @@ class _ReadCountingConnection(ServerConnection):
     sent together, a burst whose replies may share TCP segments."""
 
     reads = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        limit_read_size(transport)
+        super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         self.reads += 1
