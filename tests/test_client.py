@@ -32,6 +32,7 @@ from liaison.client import (
     spawn_async,
 )
 from liaison.core.errors import LiaisonError
+from liaison.transports.reads import READ_SIZE
 
 
 @pytest.fixture
@@ -409,6 +410,21 @@ def test_spawn_async() -> None:
 
     pid = asyncio.run(main())
     assert gone(pid)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "stdio"])
+def test_the_client_reads_in_heap_sized_chunks_and_a_large_reply_arrives_whole(
+    transport: str,
+) -> None:
+    async def main() -> None:
+        async with spawn_async(transport=transport) as client:
+            channel: Any = client._websocket
+            reader = channel.transport if transport == "websocket" else channel._reader
+            assert reader.max_size == READ_SIZE
+            size = 5 * READ_SIZE + 3
+            assert await client.run("operator:mul", "x", size) == "x" * size
+
+    asyncio.run(main())
 
 
 def test_closing_after_a_shutdown_still_reaps_the_liaison() -> None:

@@ -28,6 +28,7 @@ from websockets.typing import Origin
 from ..core.encoding import dumps
 from ..core.errors import InvalidMessage
 from ..core.frames import decode_frame, encode_frame
+from ..transports.reads import limit_read_size
 from .errors import (
     CallTimeout,
     ClientError,
@@ -455,6 +456,15 @@ async def connect_client(
     return client
 
 
+class _HeapReadingConnection(ClientConnection):
+    """websockets' client connection, reading at most ``READ_SIZE`` bytes at a time
+    (``create_connection``): asyncio's 256 KiB reads cost an mmap and munmap each."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        limit_read_size(transport)
+        super().connection_made(transport)
+
+
 async def open_websocket(
     url: str,
     token: str | None,
@@ -473,6 +483,7 @@ async def open_websocket(
             max_size=max_size,
             compression=None,  # loopback peers: deflate costs more CPU than it saves
             close_timeout=2,
+            create_connection=_HeapReadingConnection,
         )
     except InvalidStatus as refused:
         response = refused.response

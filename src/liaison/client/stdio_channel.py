@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ..constants import START_MARKER, STOP_MARKER
 from ..core.lines import LineDecoder, binary_header, encode_text
+from ..transports.reads import limit_read_size
 
 __all__ = ["StdioChannel"]
 
@@ -74,6 +75,7 @@ class StdioChannel:
         channel = cls()
         channel._writer, _ = await loop.connect_write_pipe(lambda: _Pipes(channel, False), stdin)
         channel._reader, _ = await loop.connect_read_pipe(lambda: _Pipes(channel, True), stdout)
+        limit_read_size(channel._reader)
         await asyncio.wait_for(asyncio.shield(channel.started), timeout)
         return channel
 
