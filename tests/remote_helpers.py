@@ -13,14 +13,9 @@ from typing import Any
 
 import liaison
 
-# Set by `block_until_released`, so a test can hold the ordered queue without sleeping.
+# Set by `release` to end `announce_then_block`, so a test can hold the ordered queue
+# without sleeping. The blocker clears it as it starts: release only once it has said so.
 _release = threading.Event()
-
-
-def block_until_released(timeout: float = 30.0) -> bool:
-    """Occupy the main thread until `release` is called (or the timeout passes)."""
-    _release.clear()
-    return _release.wait(timeout)
 
 
 def release() -> bool:
@@ -128,7 +123,8 @@ def kind_of(value: Any) -> dict[str, Any]:
 
 
 def announce_then_block(timeout: float = 30.0) -> bool:
-    """`block_until_released`, but report progress once blocked, so a test knows when."""
+    """Occupy the main thread until `release` is called (or the timeout passes); report
+    progress once blocked, so a test knows when it may release."""
     _release.clear()
     liaison.progress("blocked")
     return _release.wait(timeout)

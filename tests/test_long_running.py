@@ -43,8 +43,15 @@ def test_cancel_a_running_command(client: RawClient) -> None:
     assert client.call("cancel", "sleeper") is False  # already over
 
 
+def hold_the_queue(client: RawClient, request_id: str) -> None:
+    """Run announce_then_block and return once it blocks the main thread: a `release`
+    sent earlier would be lost (the blocker clears the event as it starts)."""
+    client.send(client.command("run", "remote_helpers:announce_then_block", id=request_id))
+    assert client.receive() == {"tag": "progress", "id": request_id, "progress": "blocked"}
+
+
 def test_cancel_a_queued_command(client: RawClient) -> None:
-    client.send(client.command("run", "remote_helpers:block_until_released", id="blocker"))
+    hold_the_queue(client, "blocker")
     client.send(client.command("run", "builtins:len", "never", id="queued"))
     assert client.call("cancel", "queued") is True
     cancelled = client.receive()
@@ -56,8 +63,7 @@ def test_cancel_a_queued_command(client: RawClient) -> None:
 
 def test_cancel_reaches_only_the_senders_commands(pair: tuple[RawClient, RawClient]) -> None:
     first, second = pair
-    first.send(first.command("run", "remote_helpers:block_until_released", id="mine"))
-    assert first.call("ping") == "pong"
+    hold_the_queue(first, "mine")
     assert second.call("cancel", "mine") is False
     assert second.call("run", "remote_helpers:release", concurrent=True) is True
     assert first.receive()["response"] is True
@@ -133,7 +139,7 @@ def test_async_functions_are_awaited_without_blocking_the_queue(client: RawClien
 
 
 def test_a_concurrent_command_finishes_while_an_ordered_one_runs(client: RawClient) -> None:
-    client.send(client.command("run", "remote_helpers:block_until_released", id="ordered"))
+    hold_the_queue(client, "ordered")
     name = client.call("run", "remote_helpers:thread_name", concurrent=True)
     assert name != "MainThread"
     assert client.call("run", "remote_helpers:release", concurrent=True) is True

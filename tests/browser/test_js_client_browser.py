@@ -60,7 +60,12 @@ const [url, done] = arguments;
   const json = await spied.run("json:dumps", [numbers]);
   outcome.numbers = {same: raw === json, kinds, head: raw.slice(0, 40)};
   await spied.close();
-  const pending = liaison.run("remote_helpers:block_until_released", [30]);
+  // Close once the command holds the main thread: a release sent before it starts is lost.
+  let blocked;
+  const holding = new Promise((resolve) => { blocked = resolve; });
+  const pending = liaison.run("remote_helpers:announce_then_block", [30], {},
+                              {onProgress: () => blocked()});
+  await holding;
   const closed = liaison.close();
   outcome.closeRejects = await pending.then(() => "resolved", (e) => e.type);
   await closed;
