@@ -108,13 +108,18 @@ def page_liaison() -> Iterator[LiaisonProcess]:
     process.stop()
 
 
+def outcome_of(browser: Any, page_port: int, script: str, liaison: LiaisonProcess) -> Any:
+    """Run ``script`` in the served page against ``liaison``; its outcome, once it is done."""
+    browser.get(f"http://127.0.0.1:{page_port}/")
+    result = browser.execute_async_script(script, f"{liaison.url}/")
+    assert result["ok"], f"{result['error']}\n{result['stack']}"
+    return result["outcome"]
+
+
 def test_browser_build_drives_the_liaison(
     browser: Any, page_port: int, page_liaison: LiaisonProcess
 ) -> None:
-    browser.get(f"http://127.0.0.1:{page_port}/")
-    result = browser.execute_async_script(SCRIPT, f"{page_liaison.url}/")
-    assert result["ok"], f"{result['error']}\n{result['stack']}"
-    outcome = result["outcome"]
+    outcome = outcome_of(browser, page_port, SCRIPT, page_liaison)
 
     assert outcome["ttest"] == [float(x) for x in ttest_ind([1, 2, 3, 4, 5], [2, 3, 4, 5, 6])]
     assert outcome["error"] == {
@@ -175,10 +180,7 @@ const [url, done] = arguments;
 def test_browser_proxies_and_references(
     browser: Any, page_port: int, page_liaison: LiaisonProcess
 ) -> None:
-    browser.get(f"http://127.0.0.1:{page_port}/")
-    result = browser.execute_async_script(PROXY_SCRIPT, f"{page_liaison.url}/")
-    assert result["ok"], f"{result['error']}\n{result['stack']}"
-    outcome = result["outcome"]
+    outcome = outcome_of(browser, page_port, PROXY_SCRIPT, page_liaison)
     a, b = [1, 2, 3, 4, 5], [2, 4, 6, 8, 10]
     assert outcome["welch"] == [float(x) for x in ttest_ind(a, b, equal_var=False)]
     assert outcome["joined"] == "a/b"
