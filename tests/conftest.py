@@ -24,6 +24,13 @@ START = "LIAISON:CONNECTED@"
 STOP = "LIAISON:DISCONNECTED@"
 
 
+def kill_and_reap(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``process`` if it still runs, and wait for it (no zombie left)."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
 @dataclass
 class LiaisonProcess:
     """A liaison started by a test; stop it with :meth:`stop` (SIGTERM by PID)."""
@@ -77,9 +84,7 @@ class LiaisonProcess:
             self.kill()
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        kill_and_reap(self.process)
         self._stderr_reader.join(5)
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
@@ -275,9 +280,7 @@ class StdioClient(RawClient):
             self.kill()
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        kill_and_reap(self.process)
         for reader in self._readers:
             reader.join(5)
 
