@@ -223,3 +223,73 @@ def test_a_target_resolved_before_sees_a_changed_attribute_and_the_allow_list(
     for _ in range(2):  # a refused target is refused again, not cached as resolved
         with pytest.raises(InvalidTarget):
             Resolver().resolve("not a module:x", {})
+
+
+# -- with an allow-list: the guard's own state is out of a client's reach ---------------------
+
+# Each route a client could take to switch the guard off without a module that walks
+# attributes by name (docs/security.md says what such a module defeats). "m" is stored
+# first as the `operator.methodcaller` given; the last step is applied to the object.
+GUARD_ROUTES = {
+    "set the allow-list": (["__setattr__", "allowed_modules", None], "$companion.resolver"),
+    "delete the allow-list": (["__delattr__", "allowed_modules"], "$companion.resolver"),
+    "initialise the resolver again": (["__init__", None], "$companion.resolver"),
+    "initialise the companion again": (["__init__", None], "$companion"),
+    "replace the resolver": (["__setattr__", "resolver", "$companion.references"], "$companion"),
+    "delete the resolver": (["__delattr__", "resolver"], "$companion"),
+    "shadow resolve": (["__setattr__", "resolve", "$companion.names"], "$companion"),
+    "edit the resolver's __dict__": (["__getattribute__", "__dict__"], "$companion.resolver"),
+    "edit the companion's __dict__": (["__getattribute__", "__dict__"], "$companion"),
+}
+
+
+@pytest.mark.parametrize("route", GUARD_ROUTES)
+def test_code_run_through_the_guard_cannot_change_it(route: str) -> None:
+    companion = Companion(allowed_modules=["operator"])
+    arguments, target = GUARD_ROUTES[route]
+    companion.initialize("m", "operator:methodcaller", *arguments)
+    with pytest.raises((AttributeError, TypeError)):
+        companion.call("m", target)
+    assert companion.resolver.allowed_modules == {"operator"}
+    assert companion.resolve("companion") is companion
+    with pytest.raises(ModuleNotAllowed):
+        companion.call("os:getpid")
+
+
+@pytest.mark.parametrize(
+    ("target", "args"),
+    [
+        # The resolver's private walk skips the name rule: `__dict__`, `__init__`...
+        ("companion.resolver._walk", ["$companion.resolver", ["__dict__"], "r"]),
+        ("companion.resolver._walk", ["$companion", ["__init__"], "c"]),
+        ("companion.resolver._check_names", ["x", []]),
+        ("companion._keep", ["companion", None]),
+        ("companion.references._namespace.clear", []),
+        ("liaison._stop", []),
+        ("json:_default_encoder._one_shot", []),
+    ],
+)
+def test_private_names_are_refused_with_an_allow_list(target: str, args: list[Any]) -> None:
+    companion = Companion(allowed_modules=["json"])
+    companion.store("liaison", studio_standins.Experiment())  # any object with attributes
+    companion.namespace["liaison"]._stop = lambda: None
+    with pytest.raises(InvalidTarget, match="private"):
+        companion.call(target, *args)
+    with pytest.raises(InvalidTarget, match="private"):
+        companion.actualize("$" + target.replace(":", "."))
+    assert companion.exists(target) is False
+
+
+def test_a_module_s_private_names_are_judged_by_what_it_exports() -> None:
+    # `os.__all__` lists `_exit`: `from os import *` binds it.
+    assert Companion(allowed_modules=["os"]).resolve("os:_exit") is os._exit
+
+
+def test_the_issue_route_over_the_wire_is_refused() -> None:
+    from inprocess import InProcessLiaison
+
+    liaison = InProcessLiaison(["operator"])
+    setter = ["m", "operator:methodcaller", "__setattr__", "allowed_modules", None]
+    assert liaison.call("init", *setter) == "m"
+    assert liaison.ask("run", "m", "$companion.resolver")["exception"]["type"] == "AttributeError"
+    assert liaison.ask("run", "os:getpid")["exception"]["type"] == "ModuleNotAllowed"
