@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .commands import COMMANDS, unknown_command
-from .errors import InvalidArguments, InvalidTarget
+from .errors import InvalidArguments, InvalidTarget, LiaisonInterrupt
 from .names import REFERENCE, Resolver
 from .references import References, needs_reference
 from .request import Request
@@ -153,10 +153,15 @@ class Companion:
     # -- commands -----------------------------------------------------------------------
 
     def exists(self, target: str) -> bool:
-        """Whether ``target`` resolves (``exists``); any failure to resolve means false."""
+        """Whether ``target`` resolves (``exists``); any failure to resolve means false,
+        also an import that raises SystemExit (``unittest.__main__``), as in liaison
+        1.0.1. A stop aimed at the command (Ctrl-C, cancel, timeout, shutdown) is no
+        answer: it propagates."""
         try:
             self.resolve(target)
-        except Exception:
+        except (KeyboardInterrupt, LiaisonInterrupt):
+            raise
+        except BaseException:
             return False
         return True
 
