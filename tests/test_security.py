@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import select
 import socket
 import subprocess
@@ -325,10 +326,18 @@ def test_the_token_is_never_logged_echoed_or_inherited(token_liaison: LiaisonPro
     assert replies[3]["response"] is None  # user code and its children do not see it
     handshake(token_liaison.url, additional_headers={"Authorization": f"Bearer {TOKEN}"})
     handshake(token_liaison.url + "/?token=wrong" + quote(TOKEN, safe=""))
+    # A client chooses how to encode its URL: lower-case hex, or every byte escaped.
+    lower_case = re.sub("%[0-9A-F]{2}", lambda escape: escape.group().lower(), quote(TOKEN))
+    every_byte = "".join(f"%{byte:02x}" for byte in TOKEN.encode())
+    host = ("Host", f"127.0.0.1:{token_liaison.port}")
+    for encoded in (lower_case, every_byte):
+        assert raw_handshake(token_liaison.port, [host], "/?token=" + encoded) == 101
+        bearer = ("Authorization", f"Bearer {encoded}")  # wrong, but logged as sent
+        assert raw_handshake(token_liaison.port, [host, bearer]) == 403
     stderr = token_liaison.stderr_text()
     assert "GET /?token=" in stderr, "debug logging is on: the request line must be logged"
     assert "<redacted>" in stderr
-    for form in (TOKEN, quote(TOKEN, safe=""), quote(TOKEN)):
+    for form in (TOKEN, quote(TOKEN, safe=""), quote(TOKEN), lower_case, every_byte):
         assert form not in stderr
         assert form.encode() not in token_liaison.stdout
         for reply in replies:

@@ -20,7 +20,7 @@ from websockets.http11 import Request as HTTPRequest
 from websockets.http11 import Response as HTTPResponse
 
 from ..io_thread import TransportHandlers
-from ..security import check_handshake
+from ..security import RedactingFilter, check_handshake
 from ..settings import Settings
 from .inbox import LoopInbox
 from .outbox import CLOSED, CLOSING, OPEN, OUTBOX_HIGH_WATER_BYTES, QueuedConnection
@@ -29,6 +29,8 @@ from .reads import limit_read_size
 __all__ = ["Connection", "WebSocketTransport"]
 
 log = logging.getLogger("liaison.transport")
+# The logger websockets' server and its connections log to (serve's default `logger`).
+_WEBSOCKETS_LOG = logging.getLogger("websockets.server")
 
 # Called with each message received: str for a text frame, bytes for a binary frame.
 MessageHandler = Callable[[str | bytes, "Connection"], None]
@@ -244,6 +246,8 @@ class WebSocketTransport:
         self._server: Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._inbox: LoopInbox | None = None
+        # websockets logs the request line and headers at debug level, token included.
+        self._log_filter = None if settings.token is None else RedactingFilter([settings.token])
 
     async def start(self) -> str:
         """Bind and listen; returns ``HOST:PORT`` with the real port. Raises OSError if it
@@ -261,6 +265,8 @@ class WebSocketTransport:
             server_header=None,
             create_connection=_ReadCountingConnection,
         )
+        if self._log_filter is not None:
+            _WEBSOCKETS_LOG.addFilter(self._log_filter)
         self._server = await self._bind(settings.host, settings.port, options)
         port: int = self._server.sockets[0].getsockname()[1]
         return f"{settings.host}:{port}"
@@ -338,6 +344,8 @@ class WebSocketTransport:
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
+        if self._log_filter is not None:
+            _WEBSOCKETS_LOG.removeFilter(self._log_filter)
 
 
 def _is_ip_literal(host: str) -> bool:
