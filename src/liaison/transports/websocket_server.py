@@ -22,6 +22,7 @@ from websockets.http11 import Response as HTTPResponse
 from ..io_thread import TransportHandlers
 from ..security import RedactingFilter, check_handshake
 from ..settings import Settings
+from .descriptors import DescriptorShortage
 from .inbox import LoopInbox
 from .outbox import CLOSED, CLOSING, OPEN, OUTBOX_HIGH_WATER_BYTES, QueuedConnection
 from .reads import limit_read_size
@@ -254,6 +255,8 @@ class WebSocketTransport:
         cannot bind."""
         self.loop = asyncio.get_running_loop()
         self._inbox = LoopInbox(self.loop)
+        # Out of descriptors, asyncio logs a traceback per try and leaves clients hanging.
+        self.loop.set_exception_handler(DescriptorShortage())
         settings = self.settings
         options: dict[str, Any] = dict(
             process_request=self._process_request,
