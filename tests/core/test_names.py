@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import builtins
 import json
 import operator
 import os
@@ -293,3 +294,19 @@ def test_the_issue_route_over_the_wire_is_refused() -> None:
     assert liaison.call("init", *setter) == "m"
     assert liaison.ask("run", "m", "$companion.resolver")["exception"]["type"] == "AttributeError"
     assert liaison.ask("run", "os:getpid")["exception"]["type"] == "ModuleNotAllowed"
+
+
+@pytest.mark.parametrize("name", ["eval", "exec", "getattr", "setattr", "vars", "compile"])
+def test_builtin_functions_reached_in_a_value_are_refused_with_an_allow_list(name: str) -> None:
+    # A module's globals hold `__builtins__`, a dict: reached by a tool a client may
+    # hold (inspect.getmembers, gc.get_objects), its functions would run any code.
+    companion = Companion(allowed_modules=["json"])
+    companion.store("found", dict(vars(builtins)))
+    with pytest.raises(ModuleNotAllowed):
+        companion.resolve(f"found.{name}")
+    with pytest.raises(ModuleNotAllowed):
+        companion.actualize(f"$found.{name}")
+    # Builtin types and the methods of values stay usable.
+    assert companion.call("found.dict", a=1) == {"a": 1}
+    companion.store("numbers", [2, 1])
+    assert companion.call("numbers.copy") == [2, 1]

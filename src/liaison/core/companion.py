@@ -153,10 +153,12 @@ class Companion:
     # -- commands -----------------------------------------------------------------------
 
     def exists(self, target: str) -> bool:
-        """Whether ``target`` resolves (``exists``); any failure to resolve means false,
-        also an import that raises SystemExit (``unittest.__main__``), as in liaison
+        """Whether ``target`` resolves (``exists``); any failure to resolve means false.
+
+        Also an import that raises SystemExit (``unittest.__main__``), as in liaison
         1.0.1. A stop aimed at the command (Ctrl-C, cancel, timeout, shutdown) is no
-        answer: it propagates."""
+        answer: it propagates.
+        """
         try:
             self.resolve(target)
         except (KeyboardInterrupt, LiaisonInterrupt):

@@ -192,7 +192,9 @@ class Resolver:
             owner = obj.__name__
         elif isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
             owner = getattr(obj, "__module__", None) or ""
-            if owner in ("builtins", ""):
+            # Builtin types (`dict`, `list`) pass, and methods (no module), but not the
+            # builtins' functions: `eval`, `exec`, `getattr`, `open` reached in a dict.
+            if owner == "" or (owner == "builtins" and isinstance(obj, type)):
                 return
         else:
             return
