@@ -204,3 +204,10 @@ def test_the_filter_redacts_a_record_s_message_and_traceback_where_it_is_made() 
     formatted = logging.Formatter().format(record)  # as any handler would
     assert escaped not in formatted
     assert "< <redacted>" in formatted and "token=<redacted>" in formatted
+
+
+def test_the_filter_redacts_a_record_whose_arguments_do_not_fit() -> None:
+    record = logging.LogRecord("websockets.server", logging.DEBUG, "", 0, "< %s %s", (SECRET,),
+                               None)  # fmt: skip
+    assert RedactingFilter([SECRET]).filter(record) is True
+    assert SECRET not in logging.Formatter().format(record)

@@ -188,7 +188,11 @@ class RedactingFilter(logging.Filter):
         self._redactor = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = self._redactor.redact(record.getMessage()), None
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit: a handler would print them raw
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = self._redactor.redact(message), None
         if record.exc_info and not record.exc_text:
             text = logging.Formatter().formatException(record.exc_info)
             record.exc_text = self._redactor.redact(text)  # formatters print it as given

@@ -24,8 +24,7 @@ __all__ = ["REFUSAL", "REQUEST_WAIT_SECONDS", "SHORTAGE_LOG_INTERVAL_SECONDS", "
 log = logging.getLogger("liaison.transport")
 
 _OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
-# Sent in one write to a socket just accepted: it fits in the send buffer, so it never
-# blocks. Like websockets' own 503 (`--max-connections`), with no upgrade.
+# Like websockets' own 503 (`--max-connections`), with no upgrade.
 _REFUSAL_BODY = b"the liaison is out of file descriptors\n"
 REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
