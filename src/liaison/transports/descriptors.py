@@ -4,7 +4,7 @@ asyncio's accept loop reports a failed ``accept()`` (EMFILE) through the loop's 
 handler, once for each of up to 100 tries per wake-up, each with a traceback (206,699 in
 under a minute), pauses for 1 s and tries again, while the clients wait unanswered in the
 listen backlog. :class:`DescriptorShortage` is that exception handler instead: it spends
-one descriptor held in reserve to accept each waiting client and answer it 503 at once,
+one descriptor held in reserve to accept each waiting client and answer it 503,
 and logs one line when the shortage starts and at most one a minute after that.
 """
 
