@@ -286,6 +286,15 @@ def test_a_module_s_private_names_are_judged_by_what_it_exports() -> None:
     assert Companion(allowed_modules=["os"]).resolve("os:_exit") is os._exit
 
 
+def test_a_mapping_s_keys_are_data_not_private_attributes() -> None:
+    companion = Companion(allowed_modules=["json"])
+    companion.store("record", {"_id": 7, "_nested": {"_x": [1]}})
+    assert companion.resolve("record._id") == 7
+    assert companion.actualize("$record._nested._x.0") == 1
+    with pytest.raises(InvalidTarget, match="private"):
+        companion.resolve("record._private_attribute_of_dict")
+
+
 def test_the_issue_route_over_the_wire_is_refused() -> None:
     from inprocess import InProcessLiaison
 

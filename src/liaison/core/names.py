@@ -248,10 +248,13 @@ def _is_private(obj: Any, segment: str) -> bool:
     """Whether ``segment`` is a private attribute of an object (``_walk``, ``_stop``):
     what the liaison keeps behind such names (its resolver's walk, which skips the name
     rule; its stop) would undo the guard. A module's names are judged by what it exports
-    instead (``_check_reached``), and the item-reading dunders only read."""
+    instead (``_check_reached``), a mapping's keys are data (``{"_id": 1}``), and the
+    item-reading dunders only read."""
     if not segment.startswith("_") or segment in _PROTOCOL_DUNDERS:
         return False
-    return not isinstance(obj, types.ModuleType)
+    if type(obj) is types.ModuleType:
+        return False
+    return not (isinstance(obj, Mapping) and segment in obj)
 
 
 def _step(obj: Any, segment: str, path: str) -> Any:
