@@ -252,3 +252,19 @@ def test_websockets_own_debug_log_never_holds_the_token(caplog: pytest.LogCaptur
     run(test)
     assert "GET /?token=<redacted> HTTP/1.1" in caplog.text
     assert every_byte not in caplog.text and token not in caplog.text
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists descriptors via /proc")
+def test_a_closed_transport_leaves_no_descriptor_behind() -> None:
+    # It holds one in reserve, to answer 503 when the process runs out (descriptors.py).
+    async def test() -> tuple[int, int]:
+        before = len(os.listdir("/proc/self/fd"))
+        transport, url = await serving(reply_to)
+        async with connect(url) as client:
+            await client.send('"x"')
+            await replies(client, 1)
+        await transport.close()
+        return before, len(os.listdir("/proc/self/fd"))
+
+    before, after = asyncio.run(test())
+    assert after == before

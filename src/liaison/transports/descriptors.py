@@ -45,6 +45,7 @@ class DescriptorShortage:
         self._refusing: asyncio.Task[None] | None = None
         self._refused = 0  # since the last log line
         self._logged_at: float | None = None  # None: no shortage logged yet
+        self._closed = False
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         error = context.get("exception")
@@ -56,6 +57,15 @@ class DescriptorShortage:
         if self._refusing is None or self._refusing.done():
             self._refusing = loop.create_task(self._refuse_waiting_clients(listener.fileno()))
         self._log(error)
+
+    def close(self) -> None:
+        """Give the reserve descriptor back and stop refusing (the server has closed)."""
+        self._closed = True
+        if self._refusing is not None:
+            self._refusing.cancel()
+        if self._reserve is not None:
+            os.close(self._reserve)
+            self._reserve = None
 
     def _log(self, error: OSError) -> None:
         now = time.monotonic()
@@ -93,7 +103,7 @@ class DescriptorShortage:
                 self._reserve = _open_reserve()
         finally:
             listener.detach()
-            if self._reserve is None:
+            if self._reserve is None and not self._closed:
                 self._reserve = _open_reserve()
 
 

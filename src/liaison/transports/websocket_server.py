@@ -249,6 +249,7 @@ class WebSocketTransport:
         self._inbox: LoopInbox | None = None
         # websockets logs the request line and headers at debug level, token included.
         self._log_filter = None if settings.token is None else RedactingFilter([settings.token])
+        self._descriptor_shortage: DescriptorShortage | None = None
 
     async def start(self) -> str:
         """Bind and listen; returns ``HOST:PORT`` with the real port. Raises OSError if it
@@ -256,7 +257,8 @@ class WebSocketTransport:
         self.loop = asyncio.get_running_loop()
         self._inbox = LoopInbox(self.loop)
         # Out of descriptors, asyncio logs a traceback per try and leaves clients hanging.
-        self.loop.set_exception_handler(DescriptorShortage())
+        self._descriptor_shortage = DescriptorShortage()
+        self.loop.set_exception_handler(self._descriptor_shortage)
         settings = self.settings
         options: dict[str, Any] = dict(
             process_request=self._process_request,
@@ -349,6 +351,8 @@ class WebSocketTransport:
             await self._server.wait_closed()
         if self._log_filter is not None:
             _WEBSOCKETS_LOG.removeFilter(self._log_filter)
+        if self._descriptor_shortage is not None:
+            self._descriptor_shortage.close()
 
 
 def _is_ip_literal(host: str) -> bool:
