@@ -257,6 +257,15 @@ def test_code_run_through_the_guard_cannot_change_it(route: str) -> None:
         companion.call("os:getpid")
 
 
+def test_storing_over_companion_rebinds_a_name_not_the_guard() -> None:
+    companion = Companion(allowed_modules=["json"])
+    companion.store("companion", {"resolver": None})
+    assert companion.resolve("companion.resolver") is None  # the client's own dict
+    assert companion.resolver.allowed_modules == {"json"}
+    with pytest.raises(ModuleNotAllowed):
+        companion.call("os:getpid")
+
+
 @pytest.mark.parametrize(
     ("target", "args"),
     [
