@@ -13,6 +13,7 @@ import pytest
 
 import reexporter
 import studio_standins
+from inprocess import InProcessLiaison
 from liaison.core import Companion, InvalidTarget, ModuleNotAllowed
 from liaison.core.names import Resolver, is_refused_name
 
@@ -228,9 +229,10 @@ def test_a_target_resolved_before_sees_a_changed_attribute_and_the_allow_list(
 
 # -- with an allow-list: the guard's own state is out of a client's reach ---------------------
 
-# Each route a client could take to switch the guard off without a module that walks
-# attributes by name (docs/security.md says what such a module defeats). "m" is stored
-# first as the `operator.methodcaller` given; the last step is applied to the object.
+# Each call by name that could change the guard's state, applied to the objects a client
+# reaches (`$companion`, `$companion.resolver`). "m" is stored as the
+# `operator.methodcaller` given, then run on the object. (operator's attrgetter opens
+# other ways out, which no check can close: docs/security.md.)
 GUARD_ROUTES = {
     "set the allow-list": (["__setattr__", "allowed_modules", None], "$companion.resolver"),
     "delete the allow-list": (["__delattr__", "allowed_modules"], "$companion.resolver"),
@@ -305,8 +307,6 @@ def test_a_mapping_s_keys_are_data_not_private_attributes() -> None:
 
 
 def test_the_issue_route_over_the_wire_is_refused() -> None:
-    from inprocess import InProcessLiaison
-
     liaison = InProcessLiaison(["operator"])
     setter = ["m", "operator:methodcaller", "__setattr__", "allowed_modules", None]
     assert liaison.call("init", *setter) == "m"
