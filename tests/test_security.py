@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import select
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -325,10 +327,18 @@ def test_the_token_is_never_logged_echoed_or_inherited(token_liaison: LiaisonPro
     assert replies[3]["response"] is None  # user code and its children do not see it
     handshake(token_liaison.url, additional_headers={"Authorization": f"Bearer {TOKEN}"})
     handshake(token_liaison.url + "/?token=wrong" + quote(TOKEN, safe=""))
+    # A client chooses how to encode its URL: lower-case hex, or every byte escaped.
+    lower_case = re.sub("%[0-9A-F]{2}", lambda escape: escape.group().lower(), quote(TOKEN))
+    every_byte = "".join(f"%{byte:02x}" for byte in TOKEN.encode())
+    host = ("Host", f"127.0.0.1:{token_liaison.port}")
+    for encoded in (lower_case, every_byte):
+        assert raw_handshake(token_liaison.port, [host], "/?token=" + encoded) == 101
+        bearer = ("Authorization", f"Bearer {encoded}")  # wrong, but logged as sent
+        assert raw_handshake(token_liaison.port, [host, bearer]) == 403
     stderr = token_liaison.stderr_text()
     assert "GET /?token=" in stderr, "debug logging is on: the request line must be logged"
     assert "<redacted>" in stderr
-    for form in (TOKEN, quote(TOKEN, safe=""), quote(TOKEN)):
+    for form in (TOKEN, quote(TOKEN, safe=""), quote(TOKEN), lower_case, every_byte):
         assert form not in stderr
         assert form.encode() not in token_liaison.stdout
         for reply in replies:
@@ -620,6 +630,42 @@ def connect_when_room(url: str, deadline_seconds: float = 10.0) -> RawClient:
         except InvalidStatus as refused:
             if refused.response.status_code != 503 or time.monotonic() > deadline:
                 raise
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_NOFILE is POSIX")
+def test_out_of_descriptors_clients_get_503_the_log_gets_one_line_and_service_resumes() -> None:
+    import resource
+
+    limit = 64
+
+    def few_descriptors() -> None:  # in the liaison's process, before it starts
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    process = spawn_liaison(preexec_fn=few_descriptors)
+    clients: list[RawClient] = []
+    try:
+        while len(clients) < limit:  # each holds one of the liaison's descriptors
+            try:
+                clients.append(RawClient(process.url))
+            except InvalidStatus as refused:  # not a hang: a 503 within asyncio's 1 s pause
+                assert refused.response.status_code == 503
+                break
+        assert 0 < len(clients) < limit
+        with ThreadPoolExecutor(10) as pool:  # a crowd arriving at once
+            assert list(pool.map(handshake, [process.url] * 10)) == [503] * 10
+        assert clients[0].call("ping") == "pong"  # those in are served meanwhile
+        for client in clients:
+            client.close()
+        newcomer = connect_when_room(process.url)
+        assert newcomer.call("ping") == "pong"
+        newcomer.close()
+        lines = process.stderr_text().splitlines()
+        assert [line for line in lines if "descriptors" in line] == lines  # nothing else
+        assert len(lines) == 1, lines
+    finally:
+        for client in clients:
+            client.close()
+        process.stop()
 
 
 def test_the_connection_cap_answers_503_and_frees_a_slot_when_a_client_leaves() -> None:

@@ -6,14 +6,20 @@ offers them; the end-to-end checks of the same rules are in test_security.py.
 
 from __future__ import annotations
 
+import logging
+import re
+import sys
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 from websockets.datastructures import Headers
 
 from liaison.security import (
     POLICY_HEADERS,
+    RedactingFilter,
+    RedactingFormatter,
     check_handshake,
     is_loopback_host,
     origin_allowed,
@@ -140,3 +146,68 @@ def test_no_reason_holds_the_token() -> None:
     ):
         refusal = check(*headers, token=TOKEN)
         assert isinstance(refusal, tuple) and TOKEN not in refusal[1]
+
+
+# -- The token in logs -------------------------------------------------------------------
+
+SECRET = "s3cr3t+/=&Tok én"  # characters a URL must encode, a `+` and a space
+
+
+def lower_case_hex(escaped: str) -> str:
+    return re.sub("%[0-9A-F]{2}", lambda escape: escape.group().lower(), escaped)
+
+
+def every_byte_escaped(text: str, hex_format: str = "%{:02X}") -> str:
+    return "".join(hex_format.format(byte) for byte in text.encode())
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        SECRET,
+        quote(SECRET, safe=""),
+        lower_case_hex(quote(SECRET, safe="")),  # as valid as upper case
+        every_byte_escaped(SECRET),  # letters escaped too
+        every_byte_escaped(SECRET, "%{:02x}"),
+        quote(quote(SECRET, safe=""), safe=""),  # twice over
+        every_byte_escaped(SECRET[:4]) + lower_case_hex(quote(SECRET[4:])),  # mixed
+        SECRET.replace(" ", "+"),  # `+` for a space, a raw `+` kept
+        quote_plus(SECRET),
+    ],
+)
+def test_the_token_is_redacted_from_a_log_line_however_it_is_encoded(form: str) -> None:
+    formatter = RedactingFormatter("%(message)s", secrets=[SECRET])
+    # As websockets logs the request line at debug level.
+    path = f"/?a=%41&token={form}"
+    record = logging.LogRecord(
+        "websockets.server", logging.DEBUG, "", 0, "< %s %s %s", ("GET", path, "HTTP/1.1"), None
+    )
+    formatted = formatter.format(record)
+    assert formatted == "< GET /?a=%41&token=<redacted> HTTP/1.1"
+
+
+def test_redaction_leaves_other_escapes_and_surrogates_alone() -> None:
+    formatter = RedactingFormatter("%(message)s", secrets=[SECRET])
+    text = "%zz %41 + \ud800 %s3cr3t"
+    record = logging.LogRecord("liaison", logging.INFO, "", 0, text, None, None)
+    assert formatter.format(record) == text
+
+
+def test_the_filter_redacts_a_record_s_message_and_traceback_where_it_is_made() -> None:
+    escaped = every_byte_escaped(SECRET, "%{:02x}")
+    try:
+        raise ValueError(f"invalid HTTP request line: GET /?token={escaped}")
+    except ValueError:
+        record = logging.LogRecord("websockets.server", logging.ERROR, "", 0, "< %s", (escaped,),
+                                   sys.exc_info())  # fmt: skip
+    assert RedactingFilter([SECRET]).filter(record) is True
+    formatted = logging.Formatter().format(record)  # as any handler would
+    assert escaped not in formatted
+    assert "< <redacted>" in formatted and "token=<redacted>" in formatted
+
+
+def test_the_filter_redacts_a_record_whose_arguments_do_not_fit() -> None:
+    record = logging.LogRecord("websockets.server", logging.DEBUG, "", 0, "< %s %s", (SECRET,),
+                               None)  # fmt: skip
+    assert RedactingFilter([SECRET]).filter(record) is True
+    assert SECRET not in logging.Formatter().format(record)

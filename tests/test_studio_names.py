@@ -78,3 +78,25 @@ def test_allow_module_accepts_reexports_and_refuses_walks_out(guarded_client: Ra
     for target in ("json:codecs.open", "json.decoder:re.compile", "os:getcwd", "_operator:add"):
         reply = client.ask(client.command("run", target, "x"))
         assert error_type(reply) == "ModuleNotAllowed", target
+
+
+def test_code_run_through_the_guard_cannot_switch_it_off(guarded_client: RawClient) -> None:
+    # Issue 20's route: an allowed function handed the resolver by a `$` reference.
+    client = guarded_client
+    setter = ["m", "operator:methodcaller", "__setattr__", "allowed_modules", None]
+    assert client.call("init", *setter) == "m"
+    assert error_type(client.ask(client.command("run", "m", "$companion.resolver"))) == (
+        "AttributeError"
+    )
+    assert error_type(client.ask(client.command("run", "os:getpid"))) == "ModuleNotAllowed"
+
+
+def test_exists_is_false_where_an_import_raises_system_exit(fresh_liaison: LiaisonProcess) -> None:
+    # Importing unittest.__main__ runs unittest's main, which raises SystemExit; Studio
+    # awaits two `exists` at start-up without a catch, and liaison 1.0.1 answers false.
+    client = RawClient(fresh_liaison.url)
+    try:
+        assert client.call("exists", "unittest.__main__") is False
+        assert client.call("exists", "json") is True
+    finally:
+        client.close()

@@ -4,6 +4,7 @@ message handler standing in for the dispatcher. No subprocess."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -230,3 +231,40 @@ def test_limit_read_size_lowers_a_selector_pipe_transport_and_leaves_others_alon
     no_read_size = asyncio.BaseTransport()
     limit_read_size(no_read_size)
     assert not hasattr(no_read_size, "max_size")
+
+
+def test_websockets_own_debug_log_never_holds_the_token(caplog: pytest.LogCaptureFixture) -> None:
+    # Redacted where websockets logs, so a handler the liaison did not set up (an
+    # embedding program's; here pytest's) gets no token, however the client encoded it.
+    token = "s3cr3t+/Tok"
+    every_byte = "".join(f"%{byte:02x}" for byte in token.encode())
+
+    async def test() -> None:
+        transport, url = await serving(reply_to, token=token)
+        try:
+            async with connect(url + "?token=" + every_byte) as client:
+                await client.send('"ping"')
+                assert await replies(client, 1) == [{"tag": "response", "response": "ping"}]
+        finally:
+            await transport.close()
+
+    caplog.set_level(logging.DEBUG, logger="websockets.server")  # not our own client
+    run(test)
+    assert "GET /?token=<redacted> HTTP/1.1" in caplog.text
+    assert every_byte not in caplog.text and token not in caplog.text
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists descriptors via /proc")
+def test_a_closed_transport_leaves_no_descriptor_behind() -> None:
+    # It holds one in reserve, to answer 503 when the process runs out (descriptors.py).
+    async def test() -> tuple[int, int]:
+        before = len(os.listdir("/proc/self/fd"))
+        transport, url = await serving(reply_to)
+        async with connect(url) as client:
+            await client.send('"x"')
+            await replies(client, 1)
+        await transport.close()
+        return before, len(os.listdir("/proc/self/fd"))
+
+    before, after = asyncio.run(test())
+    assert after == before

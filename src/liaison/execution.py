@@ -20,6 +20,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .core import CommandCancelled, CommandTimedOut, Companion, Request
+from .core.errors import LiaisonInterrupt
 from .core.replies import partial_message, progress_message, request_error_reply, success_reply
 from .handoff import OrderedQueue, new_ordered_queue
 from .hostos import HostOS, current_host, interrupt_main_thread
@@ -74,7 +75,7 @@ class Sink(Protocol):
         """Send unsolicited messages at once (True) or hold them as above (False)."""
 
 
-class Interrupted(BaseException):
+class Interrupted(LiaisonInterrupt):
     """Raised inside a running command to stop it; a BaseException so `try` won't eat it."""
 
     def reply_error(self, job: Job) -> Exception:

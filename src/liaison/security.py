@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import re
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Protocol
@@ -16,8 +17,8 @@ from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 from .settings import Settings
 
 __all__ = [
-    "POLICY_HEADERS", "HandshakeHeaders", "RedactingFormatter", "Refusal", "check_handshake",
-    "is_loopback_host", "origin_allowed", "origin_refusal",
+    "POLICY_HEADERS", "HandshakeHeaders", "RedactingFilter", "RedactingFormatter", "Redactor",
+    "Refusal", "check_handshake", "is_loopback_host", "origin_allowed", "origin_refusal",
 ]  # fmt: skip
 
 Refusal = tuple[HTTPStatus, str]
@@ -139,25 +140,132 @@ def check_handshake(settings: Settings, path: str, headers: HandshakeHeaders) ->
     return None
 
 
+class Redactor:
+    """Replaces each secret, however URL-encoded, with ``<redacted>`` in a text.
+
+    "However encoded": percent-escapes in either case, for any byte or none, ``+`` for
+    a space, up to ``_DECODING_DEPTH`` times over: a client chooses how its URL is
+    encoded, and a log must not hold what its reader can decode.
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        secrets = [secret for secret in secrets if secret]
+        forms = {form for secret in secrets for form in _encodings(secret)}
+        # Longest first, so a secret's encoding is not half-replaced by a shorter form.
+        self._forms = sorted(forms, key=len, reverse=True)
+        self._secrets = [secret.encode() for secret in secrets]
+
+    def redact(self, text: str) -> str:
+        for form in self._forms:
+            text = text.replace(form, "<redacted>")
+        if self._secrets and ("%" in text or "+" in text):  # else decoding changes nothing
+            text = _redact_decoded(text, self._secrets)
+        return text
+
+
 class RedactingFormatter(logging.Formatter):
-    """A log formatter that replaces each secret (also URL-encoded) with ``<redacted>``.
+    """A log formatter that redacts each secret (see :class:`Redactor`).
 
     Applied to the whole formatted record, tracebacks included, so no logger (ours or a
-    library's) can write the token to stderr.
+    library's) can write the token to stderr through the liaison's handler.
     """
 
     def __init__(self, fmt: str, secrets: Iterable[str] = ()) -> None:
         super().__init__(fmt)
-        forms = {form for secret in secrets if secret for form in _encodings(secret)}
-        # Longest first, so a secret's encoding is not half-replaced by a shorter form.
-        self._forms = sorted(forms, key=len, reverse=True)
+        self._redactor = Redactor(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        for form in self._forms:
-            text = text.replace(form, "<redacted>")
-        return text
+        return self._redactor.redact(super().format(record))
+
+
+class RedactingFilter(logging.Filter):
+    """A logger filter that redacts each secret from a record's message and traceback
+    where it is made, before any handler (the liaison's, or an embedding program's) sees
+    it. For websockets' logger, which logs request lines and headers at debug level."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._redactor = Redactor(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit: a handler would print them raw
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = self._redactor.redact(message), None
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = self._redactor.redact(text)  # formatters print it as given
+        return True
 
 
 def _encodings(secret: str) -> set[str]:
     return {secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)}
+
+
+_DECODING_DEPTH = 3
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _redact_decoded(text: str, secrets: list[bytes]) -> str:
+    """``text`` with every stretch that percent-decodes to a secret (once or more, ``+``
+    read as a space or not) replaced by ``<redacted>``."""
+    spans: list[tuple[int, int]] = []
+    # Each level's string (one character a byte) maps its bytes to spans of the text.
+    level = text.encode("utf-8", "surrogatepass").decode("latin-1")
+    origins = _character_spans(text)
+    for _ in range(_DECODING_DEPTH):
+        decoded, decoded_origins = _percent_decode(level, origins)
+        # `+` may stand for a space: compare with both read as spaces too.
+        spaced = decoded.replace(b"+", b" ")
+        for secret in secrets:
+            for haystack, needle in ((decoded, secret), (spaced, secret.replace(b"+", b" "))):
+                start = haystack.find(needle)
+                while start != -1:
+                    end = start + len(needle) - 1
+                    spans.append((decoded_origins[start][0], decoded_origins[end][1]))
+                    start = haystack.find(needle, start + 1)
+        if len(decoded) == len(level):  # nothing was decoded: deeper levels are the same
+            break
+        level, origins = decoded.decode("latin-1"), decoded_origins
+    for start, end in sorted(_merged(spans), reverse=True):
+        text = text[:start] + "<redacted>" + text[end:]
+    return text
+
+
+def _character_spans(text: str) -> list[tuple[int, int]]:
+    """For each UTF-8 byte of ``text``, the span of the character it encodes."""
+    return [
+        (index, index + 1)
+        for index, character in enumerate(text)
+        for _ in character.encode("utf-8", "surrogatepass")
+    ]
+
+
+def _percent_decode(
+    text: str, origins: list[tuple[int, int]]
+) -> tuple[bytes, list[tuple[int, int]]]:
+    """``text`` (one character a byte) percent-decoded, with each byte's original span."""
+    decoded = bytearray()
+    decoded_origins: list[tuple[int, int]] = []
+    index = 0
+    while index < len(text):
+        if text[index] == "%" and _PERCENT_ESCAPE.match(text, index):
+            decoded.append(int(text[index + 1 : index + 3], 16))
+            decoded_origins.append((origins[index][0], origins[index + 2][1]))
+            index += 3
+        else:
+            decoded.append(ord(text[index]))
+            decoded_origins.append(origins[index])
+            index += 1
+    return bytes(decoded), decoded_origins
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged

@@ -16,6 +16,7 @@ from liaison.core import (
     UnknownCommand,
     parse_message,
 )
+from liaison.execution import Cancelled, Stopping, TimedOut
 
 
 def request(command: str, *args: Any, **kwargs: Any) -> Any:
@@ -229,3 +230,43 @@ def test_actualize_copies_only_containers_in_which_it_replaces_something(
     out = companion.actualize(mixed)
     assert out == {"keep": [1, [2]], "swap": [0, [5]]}
     assert out["keep"] is mixed["keep"] and mixed == {"keep": [1, [2]], "swap": [0, ["$x"]]}
+
+
+class Raises:
+    """An object whose ``attribute`` raises the exception it was given."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    @property
+    def attribute(self) -> None:
+        raise self.error
+
+
+def test_exists_is_false_when_an_import_raises_system_exit(
+    companion: Companion, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As `unittest.__main__` does; liaison 1.0.1 answers false, and Studio awaits two
+    # `exists` at start-up without a catch.
+    (tmp_path / "exits_on_import.py").write_text("raise SystemExit(2)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert companion.exists("exits_on_import") is False
+    assert companion.exists("exits_on_import:main") is False
+    assert companion.execute(request("exists", "exits_on_import.main")) is False
+
+
+@pytest.mark.parametrize("error", [SystemExit(1), GeneratorExit(), ValueError()])
+def test_exists_is_false_for_any_failure_to_resolve(
+    companion: Companion, error: BaseException
+) -> None:
+    companion.store("raises", Raises(error))
+    assert companion.exists("raises.attribute") is False
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, Cancelled, TimedOut, Stopping])
+def test_exists_lets_a_stop_aimed_at_the_command_through(
+    companion: Companion, stop: type[BaseException]
+) -> None:
+    companion.store("raises", Raises(stop()))
+    with pytest.raises(stop):
+        companion.exists("raises.attribute")

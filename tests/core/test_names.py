@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import builtins
 import json
 import operator
 import os
@@ -12,6 +13,7 @@ import pytest
 
 import reexporter
 import studio_standins
+from inprocess import InProcessLiaison
 from liaison.core import Companion, InvalidTarget, ModuleNotAllowed
 from liaison.core.names import Resolver, is_refused_name
 
@@ -223,3 +225,106 @@ def test_a_target_resolved_before_sees_a_changed_attribute_and_the_allow_list(
     for _ in range(2):  # a refused target is refused again, not cached as resolved
         with pytest.raises(InvalidTarget):
             Resolver().resolve("not a module:x", {})
+
+
+# -- with an allow-list: the guard's own state is out of a client's reach ---------------------
+
+# Each call by name that could change the guard's state, applied to the objects a client
+# reaches (`$companion`, `$companion.resolver`). "m" is stored as the
+# `operator.methodcaller` given, then run on the object. (operator's attrgetter opens
+# other ways out, which no check can close: docs/security.md.)
+GUARD_ROUTES = {
+    "set the allow-list": (["__setattr__", "allowed_modules", None], "$companion.resolver"),
+    "delete the allow-list": (["__delattr__", "allowed_modules"], "$companion.resolver"),
+    "initialise the resolver again": (["__init__", None], "$companion.resolver"),
+    "initialise the companion again": (["__init__", None], "$companion"),
+    "replace the resolver": (["__setattr__", "resolver", "$companion.references"], "$companion"),
+    "delete the resolver": (["__delattr__", "resolver"], "$companion"),
+    "shadow resolve": (["__setattr__", "resolve", "$companion.names"], "$companion"),
+    "edit the resolver's __dict__": (["__getattribute__", "__dict__"], "$companion.resolver"),
+    "edit the companion's __dict__": (["__getattribute__", "__dict__"], "$companion"),
+}
+
+
+@pytest.mark.parametrize("route", GUARD_ROUTES)
+def test_code_run_through_the_guard_cannot_change_it(route: str) -> None:
+    companion = Companion(allowed_modules=["operator"])
+    arguments, target = GUARD_ROUTES[route]
+    companion.initialize("m", "operator:methodcaller", *arguments)
+    with pytest.raises((AttributeError, TypeError)):
+        companion.call("m", target)
+    assert companion.resolver.allowed_modules == {"operator"}
+    assert companion.resolve("companion") is companion
+    with pytest.raises(ModuleNotAllowed):
+        companion.call("os:getpid")
+
+
+def test_storing_over_companion_rebinds_a_name_not_the_guard() -> None:
+    companion = Companion(allowed_modules=["json"])
+    companion.store("companion", {"resolver": None})
+    assert companion.resolve("companion.resolver") is None  # the client's own dict
+    assert companion.resolver.allowed_modules == {"json"}
+    with pytest.raises(ModuleNotAllowed):
+        companion.call("os:getpid")
+
+
+@pytest.mark.parametrize(
+    ("target", "args"),
+    [
+        # The resolver's private walk skips the name rule: `__dict__`, `__init__`...
+        ("companion.resolver._walk", ["$companion.resolver", ["__dict__"], "r"]),
+        ("companion.resolver._walk", ["$companion", ["__init__"], "c"]),
+        ("companion.resolver._check_names", ["x", []]),
+        ("companion._keep", ["companion", None]),
+        ("companion.references._namespace.clear", []),
+        ("liaison._stop", []),
+        ("json:_default_encoder._one_shot", []),
+    ],
+)
+def test_private_names_are_refused_with_an_allow_list(target: str, args: list[Any]) -> None:
+    companion = Companion(allowed_modules=["json"])
+    companion.store("liaison", studio_standins.Experiment())  # any object with attributes
+    companion.namespace["liaison"]._stop = lambda: None
+    with pytest.raises(InvalidTarget, match="private"):
+        companion.call(target, *args)
+    with pytest.raises(InvalidTarget, match="private"):
+        companion.actualize("$" + target.replace(":", "."))
+    assert companion.exists(target) is False
+
+
+def test_a_module_s_private_names_are_judged_by_what_it_exports() -> None:
+    # `os.__all__` lists `_exit`: `from os import *` binds it.
+    assert Companion(allowed_modules=["os"]).resolve("os:_exit") is os._exit
+
+
+def test_a_mapping_s_keys_are_data_not_private_attributes() -> None:
+    companion = Companion(allowed_modules=["json"])
+    companion.store("record", {"_id": 7, "_nested": {"_x": [1]}})
+    assert companion.resolve("record._id") == 7
+    assert companion.actualize("$record._nested._x.0") == 1
+    with pytest.raises(InvalidTarget, match="private"):
+        companion.resolve("record._private_attribute_of_dict")
+
+
+def test_the_issue_route_over_the_wire_is_refused() -> None:
+    liaison = InProcessLiaison(["operator"])
+    setter = ["m", "operator:methodcaller", "__setattr__", "allowed_modules", None]
+    assert liaison.call("init", *setter) == "m"
+    assert liaison.ask("run", "m", "$companion.resolver")["exception"]["type"] == "AttributeError"
+    assert liaison.ask("run", "os:getpid")["exception"]["type"] == "ModuleNotAllowed"
+
+
+@pytest.mark.parametrize("name", ["eval", "exec", "getattr", "setattr", "vars", "compile"])
+def test_builtin_functions_reached_in_a_value_are_refused_with_an_allow_list(name: str) -> None:
+    # A module's globals hold `__builtins__`, a dict: reached by a tool a client may
+    # hold (inspect.getmembers, gc.get_objects), its functions would run any code.
+    companion = Companion(allowed_modules=["json"])
+    companion.store("found", dict(vars(builtins)))
+    with pytest.raises(ModuleNotAllowed):
+        companion.resolve(f"found.{name}")
+    with pytest.raises(ModuleNotAllowed):
+        companion.actualize(f"$found.{name}")
+    # Builtin types and the methods of values stay usable.
+    assert companion.call("found.dict", a=1) == {"a": 1}
+    companion.store("numbers", [2, 1])
+    assert companion.call("numbers.copy") == [2, 1]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .commands import COMMANDS, unknown_command
-from .errors import InvalidArguments, InvalidTarget
+from .errors import InvalidArguments, InvalidTarget, LiaisonInterrupt
 from .names import REFERENCE, Resolver
 from .references import References, needs_reference
 from .request import Request
@@ -28,11 +28,23 @@ class Companion:
 
     ``allowed_modules``: if given, every import made for a client is limited to these
     modules and their submodules (names already in the namespace stay usable).
+
+    Clients reach this object (``$companion``), so it keeps its guard out of their
+    hands: slots (no ``__dict__`` to edit, no method to shadow) and a ``resolver`` that
+    cannot be replaced (docs/security.md).
     """
 
+    __slots__ = (
+        "_literal_commands", "_positional_ranges", "_signatures", "commands",
+        "current_owner", "namespace", "references", "resolver",
+    )  # fmt: skip
+    resolver: Resolver
+
     def __init__(self, allowed_modules: Iterable[str] | None = None) -> None:
+        if hasattr(self, "resolver"):  # `methodcaller("__init__", None)` on `$companion`
+            raise AttributeError("the Companion cannot be initialised again")
         self.namespace: dict[str, Any] = {"companion": self}
-        self.resolver = Resolver(allowed_modules)
+        object.__setattr__(self, "resolver", Resolver(allowed_modules))
         self.references = References(self.namespace)
         # Who sent the running command (its connection), for `release`; the execution
         # layer sets this, since only it knows which command runs on which thread.
@@ -56,6 +68,16 @@ class Companion:
         self._positional_ranges = {
             name: _positional_range(signature) for name, signature in self._signatures.items()
         }
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "resolver":
+            raise AttributeError("the Companion's resolver cannot be replaced")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name == "resolver":
+            raise AttributeError("the Companion's resolver cannot be deleted")
+        object.__delattr__(self, name)
 
     # -- the execution layer's entry points -------------------------------------------
 
@@ -131,10 +153,17 @@ class Companion:
     # -- commands -----------------------------------------------------------------------
 
     def exists(self, target: str) -> bool:
-        """Whether ``target`` resolves (``exists``); any failure to resolve means false."""
+        """Whether ``target`` resolves (``exists``); any failure to resolve means false.
+
+        Also an import that raises SystemExit (``unittest.__main__``), as in liaison
+        1.0.1. A stop aimed at the command (Ctrl-C, cancel, timeout, shutdown) is no
+        answer: it propagates.
+        """
         try:
             self.resolve(target)
-        except Exception:
+        except (KeyboardInterrupt, LiaisonInterrupt):
+            raise
+        except BaseException:
             return False
         return True
 

@@ -13,6 +13,7 @@ __all__ = [
     "InvalidMessage",
     "InvalidTarget",
     "LiaisonError",
+    "LiaisonInterrupt",
     "ModuleNotAllowed",
     "NameNotFound",
     "RequestError",
@@ -74,6 +75,13 @@ class CommandTimedOut(ExecutionError):
 
     On the wire ``TimeoutError`` (``exception.type`` and the traceback's last line).
     """
+
+
+class LiaisonInterrupt(BaseException):
+    """Raised into a running command to stop it (the execution layer's cancel, timeout
+    and stop); a BaseException so user code's ``except Exception`` lets it through, and
+    a class of its own so the commands that swallow failures (``exists``) let it
+    through too."""
 
 
 # The wire names, which clients match on, are the classes' __name__ (replies read it);

@@ -68,11 +68,26 @@ class Resolver:
     """Turns target strings into objects, enforcing an optional allow-list of modules.
 
     ``allowed_modules``: module names a client may import (each covers its submodules);
-    ``None`` allows every module and every name, as liaison 1.0 did.
+    ``None`` allows every module and every name, as liaison 1.0 did. Immutable: code a
+    client runs may reach this object (``$companion.resolver``), and setting
+    ``allowed_modules`` by name (``operator.methodcaller("__setattr__", ...)``) would
+    switch the guard off. No ``__dict__`` either, so nothing can be added or shadowed.
     """
 
+    __slots__ = ("allowed_modules",)
+    allowed_modules: frozenset[str] | None
+
     def __init__(self, allowed_modules: Iterable[str] | None = None) -> None:
-        self.allowed_modules = None if allowed_modules is None else frozenset(allowed_modules)
+        if hasattr(self, "allowed_modules"):  # `methodcaller("__init__", None)`
+            raise AttributeError("the resolver is immutable: it cannot be initialised again")
+        allowed = None if allowed_modules is None else frozenset(allowed_modules)
+        object.__setattr__(self, "allowed_modules", allowed)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"the resolver is immutable: {name!r} cannot be set")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"the resolver is immutable: {name!r} cannot be deleted")
 
     def is_module_allowed(self, name: str) -> bool:
         if self.allowed_modules is None:
@@ -148,6 +163,9 @@ class Resolver:
 
     def _walk(self, obj: Any, segments: Sequence[str], path: str) -> Any:
         for segment in segments:
+            if self.allowed_modules is not None and _is_private(obj, segment):
+                refusal = f"access to private {segment!r} is refused by --allow-module"
+                raise InvalidTarget(f"{path}.{segment}: {refusal}")
             parent = obj
             obj = _step(obj, segment, path)
             path = f"{path}.{segment}"
@@ -174,7 +192,9 @@ class Resolver:
             owner = obj.__name__
         elif isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
             owner = getattr(obj, "__module__", None) or ""
-            if owner in ("builtins", ""):
+            # Builtin types (`dict`, `list`) pass, and methods (no module), but not the
+            # builtins' functions: `eval`, `exec`, `getattr`, `open` reached in a dict.
+            if owner == "" or (owner == "builtins" and isinstance(obj, type)):
                 return
         else:
             return
@@ -222,6 +242,19 @@ def _exports(module: types.ModuleType, name: str) -> bool:
     if exported is None:
         return not name.startswith("_")
     return isinstance(exported, (list, tuple)) and name in exported
+
+
+def _is_private(obj: Any, segment: str) -> bool:
+    """Whether ``segment`` is a private attribute of an object (``_walk``, ``_stop``):
+    what the liaison keeps behind such names (its resolver's walk, which skips the name
+    rule; its stop) would undo the guard. A module's names are judged by what it exports
+    instead (``_check_reached``), a mapping's keys are data (``{"_id": 1}``), and the
+    item-reading dunders only read."""
+    if not segment.startswith("_") or segment in _PROTOCOL_DUNDERS:
+        return False
+    if type(obj) is types.ModuleType:
+        return False
+    return not (isinstance(obj, Mapping) and segment in obj)
 
 
 def _step(obj: Any, segment: str, path: str) -> Any:

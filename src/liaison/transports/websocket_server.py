@@ -20,8 +20,9 @@ from websockets.http11 import Request as HTTPRequest
 from websockets.http11 import Response as HTTPResponse
 
 from ..io_thread import TransportHandlers
-from ..security import check_handshake
+from ..security import RedactingFilter, check_handshake
 from ..settings import Settings
+from .descriptors import DescriptorShortage
 from .inbox import LoopInbox
 from .outbox import CLOSED, CLOSING, OPEN, OUTBOX_HIGH_WATER_BYTES, QueuedConnection
 from .reads import limit_read_size
@@ -29,6 +30,8 @@ from .reads import limit_read_size
 __all__ = ["Connection", "WebSocketTransport"]
 
 log = logging.getLogger("liaison.transport")
+# The logger websockets' server and its connections log to (serve's default `logger`).
+_WEBSOCKETS_LOG = logging.getLogger("websockets.server")
 
 # Called with each message received: str for a text frame, bytes for a binary frame.
 MessageHandler = Callable[[str | bytes, "Connection"], None]
@@ -244,12 +247,18 @@ class WebSocketTransport:
         self._server: Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._inbox: LoopInbox | None = None
+        # websockets logs the request line and headers at debug level, token included.
+        self._log_filter = None if settings.token is None else RedactingFilter([settings.token])
+        self._descriptor_shortage: DescriptorShortage | None = None
 
     async def start(self) -> str:
         """Bind and listen; returns ``HOST:PORT`` with the real port. Raises OSError if it
         cannot bind."""
         self.loop = asyncio.get_running_loop()
         self._inbox = LoopInbox(self.loop)
+        # Out of descriptors, asyncio logs a traceback per try and leaves clients hanging.
+        self._descriptor_shortage = DescriptorShortage()
+        self.loop.set_exception_handler(self._descriptor_shortage)
         settings = self.settings
         options: dict[str, Any] = dict(
             process_request=self._process_request,
@@ -261,6 +270,8 @@ class WebSocketTransport:
             server_header=None,
             create_connection=_ReadCountingConnection,
         )
+        if self._log_filter is not None:
+            _WEBSOCKETS_LOG.addFilter(self._log_filter)
         self._server = await self._bind(settings.host, settings.port, options)
         port: int = self._server.sockets[0].getsockname()[1]
         return f"{settings.host}:{port}"
@@ -338,6 +349,10 @@ class WebSocketTransport:
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
+        if self._log_filter is not None:
+            _WEBSOCKETS_LOG.removeFilter(self._log_filter)
+        if self._descriptor_shortage is not None:
+            self._descriptor_shortage.close()
 
 
 def _is_ip_literal(host: str) -> bool:
