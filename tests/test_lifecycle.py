@@ -196,3 +196,34 @@ def test_a_stop_signal_at_any_moment_loses_no_reply_and_prints_no_traceback(roun
         ), message
     assert process.stdout.endswith(f"{STOP}127.0.0.1:{process.port}".encode())
     assert "Traceback" not in process.stderr_text()
+
+
+def _ipv6_loopback_available() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback_available(), reason="no IPv6 loopback here")
+def test_an_ipv6_loopback_address_is_served_and_keeps_the_host_policy() -> None:
+    import socket
+
+    process = spawn_liaison(address="[::1]:0")
+    try:
+        address = f"[::1]:{process.port}"
+        assert process.stdout == f"{START}{address}".encode()  # the CLI's form, port filled in
+        assert RawClient(f"ws://{address}").call("ping") == "pong"
+        # Bound to loopback, so a foreign Host is refused as over 127.0.0.1 (security.py).
+        with socket.create_connection(("::1", process.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: evil.example\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"
+                         b"Sec-WebSocket-Version: 13\r\n\r\n")  # fmt: skip
+            assert sock.recv(4096).startswith(b"HTTP/1.1 403")
+    finally:
+        assert process.stop() == 0
+    assert process.stdout.endswith(f"{STOP}[::1]:{process.port}".encode())
