@@ -184,3 +184,14 @@ def push_many(pusher: Pusher, count: int) -> int:
     for i in range(count):
         pusher.alert(str(i))
     return count
+
+
+def announce_then_read(path: str) -> str:
+    """Report progress, then return the first line written to the FIFO at ``path``: a
+    command that runs until the test, another process, lets it end."""
+    import os
+
+    # Read-write: opens at once, and the test's writer finds a reader whatever the order.
+    with open(os.open(path, os.O_RDWR)) as fifo:
+        liaison.progress("reading")
+        return fifo.readline().strip()
