@@ -79,8 +79,9 @@ class LineDecoder:
         :class:`InvalidMessage` if it ended inside a binary frame. Then start afresh."""
         out: list[str | bytes | InvalidMessage] = []
         if self._frame_size is not None:
-            out.append(InvalidMessage(f"the input ended inside a binary frame of "
-                                      f"{self._frame_size} bytes ({len(self._buffer)} came)"))  # fmt: skip
+            came = len(self._buffer)
+            message = f"the input ended inside a binary frame of {self._frame_size} bytes"
+            out.append(InvalidMessage(f"{message} ({came} came)"))
         elif self._skipping is None and not self._skipping_line:
             line = bytes(self._buffer)
             if line[:1] == BINARY_PREFIX:
@@ -148,9 +149,11 @@ class LineDecoder:
         size = int(digits)
         if size > max(LARGEST_FRAME, self.max_size):
             out.append(
-                InvalidMessage(f"bad binary frame header '#{size}': no frame is over "
-                               f"{LARGEST_FRAME} bytes; reading on at the next line")
-            )  # fmt: skip
+                InvalidMessage(
+                    f"bad binary frame header '#{size}': no frame is over {LARGEST_FRAME} "
+                    "bytes; reading on at the next line"
+                )
+            )
             return
         if size > self.max_size:
             out.append(_too_large(f"binary frame of {size} bytes", self.max_size))
