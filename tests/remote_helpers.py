@@ -195,3 +195,24 @@ def announce_then_read(path: str) -> str:
     with open(os.open(path, os.O_RDWR)) as fifo:
         liaison.progress("reading")
         return fifo.readline().strip()
+
+
+def print_at_exit(text: str) -> bool:
+    """Print ``text`` at exit from an atexit handler, from Python and at C level (fd 1),
+    as psychopy.logging flushes its buffered messages."""
+    import atexit
+
+    atexit.register(shout, text)
+    return True
+
+
+def hold_the_gil(announcement: str) -> int:
+    """Print ``announcement``, then hold the GIL in C for hours: no thread of the liaison
+    runs Python meanwhile (it cannot even send a progress message: hence the print)."""
+    import signal
+
+    # The interrupt a stop sends (SIGUSR1) could land between the print and sum() (the
+    # print lets go of the GIL): blocked, it waits, as it would for any C call.
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+    print(announcement, flush=True)
+    return sum(range(10**14))

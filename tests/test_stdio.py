@@ -63,6 +63,29 @@ def test_sigterm_stops_the_running_command_and_exits_0() -> None:
     assert "Traceback" not in client.stderr.decode()
 
 
+def test_a_command_that_ignores_the_stop_still_gets_its_reply_before_the_marker() -> None:
+    client = StdioClient()
+    client.send(client.command("run", "remote_helpers:stubborn_sleep", 60, id="stubborn"))
+    assert client.call("ping") == "pong"
+    client.process.send_signal(signal.SIGTERM)
+    assert client.process.wait(10) == 0
+    (reply,) = rest_of_channel(client)
+    assert reply["id"] == "stubborn"
+    assert reply["exception"]["message"] == "the liaison is shutting down"
+    client.kill()
+
+
+def test_a_command_holding_the_gil_cannot_outlast_the_stop() -> None:
+    client = StdioClient()
+    client.send(client.command("run", "remote_helpers:hold_the_gil", "holding the GIL"))
+    client.wait_for_stderr(b"holding the GIL\n")  # user output goes to stderr here
+    client.process.send_signal(signal.SIGTERM)
+    assert client.process.wait(30) == -signal.SIGKILL
+    assert rest_of_channel(client) == []  # the stop marker is the last line all the same
+    client.kill()
+    assert b"killed the liaison (SIGKILL)" in client.stderr
+
+
 def test_end_of_input_lets_the_running_command_finish_then_stops(tmp_path: Any) -> None:
     # EOF means "no more commands", not "stop now": a launcher may close stdin as soon as
     # it has written its last command.
