@@ -216,3 +216,23 @@ def hold_the_gil(announcement: str) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
     print(announcement, flush=True)
     return sum(range(10**14))
+
+
+def terminate_a_forked_child() -> int | None:
+    """Start a child with multiprocessing's fork, SIGTERM it once it runs (terminate()),
+    and return its exit code."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    started = context.Event()
+    child = context.Process(target=_set_then_sleep, args=(started,))
+    child.start()
+    started.wait(30)
+    child.terminate()
+    child.join(30)
+    return child.exitcode
+
+
+def _set_then_sleep(started: Any) -> None:
+    started.set()
+    time.sleep(60)

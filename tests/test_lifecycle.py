@@ -101,6 +101,17 @@ def test_a_command_holding_the_gil_cannot_outlast_the_stop() -> None:
     process.kill()
 
 
+def test_a_child_forked_by_a_command_has_its_own_sigterm() -> None:
+    # Inherited, the liaison's handlers ran in the child, and its signal reached the
+    # liaison through the wakeup fd and faulthandler: 3 s later the liaison exited.
+    process = spawn_liaison()
+    client = RawClient(process.url)
+    assert client.call("run", "remote_helpers:terminate_a_forked_child") == -signal.SIGTERM
+    assert client.call("ping") == "pong"
+    assert process.stop() == 0
+    assert "Traceback" not in process.stderr_text()
+
+
 def test_the_watchdog_process_goes_with_the_liaison() -> None:
     process = spawn_liaison()
     assert RawClient(process.url).call("ping") == "pong"

@@ -97,6 +97,8 @@ class Runtime:
         self._deadline = StopDeadline.start(
             self.output.encode_marker(self._stop_marker()), self.output.fd, KILL_AFTER_SECONDS
         )
+        if hasattr(os, "register_at_fork"):  # POSIX
+            os.register_at_fork(after_in_child=self._forget_in_forked_child)
         # The stop marker goes at exit, after the atexit handlers registered since (user
         # code's, such as psychopy.logging's flush), so what they print precedes it.
         atexit.register(self._write_stop_marker)
@@ -144,6 +146,16 @@ class Runtime:
         self.output.stopped(self._stop_marker(), flush=flush)
         if self._deadline is not None:
             self._deadline.marker_written()
+
+    def _forget_in_forked_child(self) -> None:
+        """In a child that user code forked (multiprocessing): its SIGINT and SIGTERM are
+        its own, and do what they do in any Python process (``Process.terminate()`` ends
+        it). Inherited, the wakeup fd and faulthandler's handlers would stop the liaison."""
+        if self._deadline is not None:
+            self._deadline.forget_in_forked_child()  # first: it puts back what it wraps
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def _install_signal_handlers(self) -> None:
         # The main thread runs commands, so the handlers (which run there) can stop one.

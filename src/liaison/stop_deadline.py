@@ -22,6 +22,7 @@ import select
 import signal
 import sys
 import time
+from typing import BinaryIO
 
 __all__ = ["MARKER_WRITTEN", "StopDeadline"]
 
@@ -34,8 +35,9 @@ _LAST_WORDS_SECONDS = 1.0  # for the killed liaison to end, then for the marker 
 class StopDeadline:
     """The parent's side: the pipe to a running watchdog process."""
 
-    def __init__(self, notices: int, process: object) -> None:
-        self._notices = notices
+    def __init__(self, notices: BinaryIO, process: object) -> None:
+        self._notices_file = notices  # faulthandler writes to it too
+        self._notices = notices.fileno()
         self._process = process  # kept: a Popen whose object is collected warns
 
     @classmethod
@@ -66,8 +68,7 @@ class StopDeadline:
         notices = open(writer, "wb", buffering=0)  # noqa: SIM115 - kept by faulthandler
         for signum in (signal.SIGINT, signal.SIGTERM):
             faulthandler.register(signum, file=notices, all_threads=True, chain=True)
-        os.register_at_fork(after_in_child=_forget_in_forked_child)
-        return cls(writer, process)
+        return cls(notices, process)
 
     def begin(self) -> None:
         """A stop has begun (any thread)."""
@@ -83,14 +84,14 @@ class StopDeadline:
         except OSError:
             pass  # full (it has notices to read) or gone (it died: nothing to tell)
 
+    def forget_in_forked_child(self) -> None:
+        """In a child forked by user code (multiprocessing), no liaison: its signals
+        must not start the deadline, nor its life keep the watchdog waiting."""
+        import faulthandler
 
-def _forget_in_forked_child() -> None:
-    """A child forked by user code (multiprocessing) is no liaison: its signals must not
-    start the deadline, and it must not keep the pipe open."""
-    import faulthandler
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        faulthandler.unregister(signum)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            faulthandler.unregister(signum)
+        self._notices_file.close()
 
 
 # -- the watchdog process ----------------------------------------------------------------
