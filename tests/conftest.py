@@ -220,6 +220,7 @@ class StdioClient(RawClient):
         )
         self.lines: queue.Queue[str | bytes | None] = queue.Queue()  # None: EOF
         self.stderr = bytearray()
+        self._stderr_grew = threading.Condition()
         self._count = 0
         self.backlog = []
         self._readers = [
@@ -247,7 +248,15 @@ class StdioClient(RawClient):
     def _read_stderr(self) -> None:
         assert self.process.stderr is not None
         while chunk := self.process.stderr.read1(65536):
-            self.stderr += chunk
+            with self._stderr_grew:
+                self.stderr += chunk
+                self._stderr_grew.notify_all()
+
+    def wait_for_stderr(self, text: bytes, timeout: float = 10.0) -> None:
+        """Wait until stderr holds ``text`` (a log line: start with --log-level info)."""
+        with self._stderr_grew:
+            found = self._stderr_grew.wait_for(lambda: text in self.stderr, timeout)
+        assert found, f"{text!r} not on stderr within {timeout} s: {bytes(self.stderr)!r}"
 
     def send_raw(self, data: str | bytes) -> None:
         from liaison.core.lines import binary_header, encode_text

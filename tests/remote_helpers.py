@@ -184,3 +184,55 @@ def push_many(pusher: Pusher, count: int) -> int:
     for i in range(count):
         pusher.alert(str(i))
     return count
+
+
+def announce_then_read(path: str) -> str:
+    """Report progress, then return the first line written to the FIFO at ``path``: a
+    command that runs until the test, another process, lets it end."""
+    import os
+
+    # Read-write: opens at once, and the test's writer finds a reader whatever the order.
+    with open(os.open(path, os.O_RDWR)) as fifo:
+        liaison.progress("reading")
+        return fifo.readline().strip()
+
+
+def print_at_exit(text: str) -> bool:
+    """Print ``text`` at exit from an atexit handler, from Python and at C level (fd 1),
+    as psychopy.logging flushes its buffered messages."""
+    import atexit
+
+    atexit.register(shout, text)
+    return True
+
+
+def hold_the_gil(announcement: str) -> int:
+    """Print ``announcement``, then hold the GIL in C for hours: no thread of the liaison
+    runs Python meanwhile (it cannot even send a progress message: hence the print)."""
+    import signal
+
+    # The interrupt a stop sends (SIGUSR1) could land between the print and sum() (the
+    # print lets go of the GIL): blocked, it waits, as it would for any C call.
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+    print(announcement, flush=True)
+    return sum(range(10**14))
+
+
+def terminate_a_forked_child() -> int | None:
+    """Start a child with multiprocessing's fork, SIGTERM it once it runs (terminate()),
+    and return its exit code."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    started = context.Event()
+    child = context.Process(target=_set_then_sleep, args=(started,))
+    child.start()
+    started.wait(30)
+    child.terminate()
+    child.join(30)
+    return child.exitcode
+
+
+def _set_then_sleep(started: Any) -> None:
+    started.set()
+    time.sleep(60)

@@ -299,7 +299,8 @@ def test_a_gui_loop_serves_the_stdio_transport(display: str, toolkit: str) -> No
         assert counted > 25 * seconds / 1.5, (counted, seconds)
         client.send(client.command("run", "time:sleep", 30, id="long"))
         assert client.call("ping") == "pong"  # the I/O thread reads while a command runs
-        assert client.close() == 0  # EOF ends the command and quits the loop
+        client.process.send_signal(signal.SIGTERM)  # ends the command and quits the loop
+        assert client.process.wait(10) == 0  # (EOF would let the command finish first)
         lines = []
         while (line := client.lines.get(timeout=10)) is not None:
             lines.append(line)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -64,15 +66,76 @@ def test_a_signal_during_a_command_stops_it_cleanly(sig: int) -> None:
     assert "Traceback" not in process.stderr_text()
 
 
-def test_a_command_that_ignores_the_stop_is_abandoned_within_5_s() -> None:
+def test_a_command_that_ignores_the_stop_is_abandoned_within_5_s_with_its_reply() -> None:
     process = spawn_liaison()
     client = RawClient(process.url)
-    client.send(client.command("run", "remote_helpers:stubborn_sleep", 60))
+    client.send(client.command("run", "remote_helpers:stubborn_sleep", 60, id="stubborn"))
+    client.send(client.command("run", "remote_helpers:echo", "behind", id="queued"))
     assert client.call("ping") == "pong"
     started = time.monotonic()
+    process.process.send_signal(signal.SIGTERM)
+    # Each client still gets its commands' replies before the connection closes.
+    replies = [client.receive(), client.receive()]
+    assert [(r["id"], r["exception"]["message"]) for r in replies] == [
+        ("stubborn", "the liaison is shutting down"),
+        ("queued", "the liaison is shutting down"),
+    ]
     assert process.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 5
     assert process.stdout.endswith(f"{STOP}127.0.0.1:{process.port}".encode())
+
+
+def test_a_command_holding_the_gil_cannot_outlast_the_stop() -> None:
+    # No thread of the liaison can run Python: the watchdog process ends it.
+    process = spawn_liaison()
+    client = RawClient(process.url)
+    client.send(client.command("run", "remote_helpers:hold_the_gil", "holding the GIL"))
+    process.read_stdout(until=b"holding the GIL\n")
+    process.process.send_signal(signal.SIGTERM)
+    assert process.process.wait(30) == -signal.SIGKILL  # without it: hours
+    address = f"127.0.0.1:{process.port}"
+    assert process.read_stdout() == f"{START}{address}holding the GIL\n{STOP}{address}".encode()
+    stderr = process.stderr_text()
+    assert "killed the liaison (SIGKILL)" in stderr
+    assert "hold_the_gil" in stderr  # where the threads were: the culprit named
+    process.kill()
+
+
+def test_a_child_forked_by_a_command_has_its_own_sigterm() -> None:
+    # Inherited, the liaison's handlers ran in the child, and its signal reached the
+    # liaison through the wakeup fd and faulthandler: 3 s later the liaison exited.
+    process = spawn_liaison()
+    client = RawClient(process.url)
+    assert client.call("run", "remote_helpers:terminate_a_forked_child") == -signal.SIGTERM
+    assert client.call("ping") == "pong"
+    assert process.stop() == 0
+    assert "Traceback" not in process.stderr_text()
+
+
+def test_the_watchdog_process_goes_with_the_liaison() -> None:
+    process = spawn_liaison()
+    assert RawClient(process.url).call("ping") == "pong"
+    process.process.send_signal(signal.SIGTERM)
+    assert process.process.wait(10) == 0
+    # EOF on stdout: no process (the watchdog) holds it open any longer.
+    assert process.process.stdout is not None
+    process.read_stdout()  # to EOF, or 10 s
+    fd = process.process.stdout.fileno()
+    assert select.select([fd], [], [], 0)[0] and os.read(fd, 1) == b""
+    process.kill()
+    address = f"127.0.0.1:{process.port}"
+    assert process.stdout == f"{START}{address}{STOP}{address}".encode()
+
+
+def test_what_atexit_handlers_print_precedes_the_stop_marker_never_on_stderr() -> None:
+    # psychopy.logging flushes its buffered messages from an atexit handler, and PsychoPy
+    # Studio shows every stderr chunk as a Python error.
+    process = spawn_liaison()
+    assert RawClient(process.url).call("run", "remote_helpers:print_at_exit", "bye") is True
+    assert process.stop() == 0
+    address = f"127.0.0.1:{process.port}"
+    assert process.stdout == f"{START}{address}bye\nbye{STOP}{address}".encode()
+    assert "bye" not in process.stderr_text()
 
 
 def test_the_shutdown_command_replies_then_stops() -> None:
@@ -196,3 +259,34 @@ def test_a_stop_signal_at_any_moment_loses_no_reply_and_prints_no_traceback(roun
         ), message
     assert process.stdout.endswith(f"{STOP}127.0.0.1:{process.port}".encode())
     assert "Traceback" not in process.stderr_text()
+
+
+def _ipv6_loopback_available() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback_available(), reason="no IPv6 loopback here")
+def test_an_ipv6_loopback_address_is_served_and_keeps_the_host_policy() -> None:
+    import socket
+
+    process = spawn_liaison(address="[::1]:0")
+    try:
+        address = f"[::1]:{process.port}"
+        assert process.stdout == f"{START}{address}".encode()  # the CLI's form, port filled in
+        assert RawClient(f"ws://{address}").call("ping") == "pong"
+        # Bound to loopback, so a foreign Host is refused as over 127.0.0.1 (security.py).
+        with socket.create_connection(("::1", process.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: evil.example\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"
+                         b"Sec-WebSocket-Version: 13\r\n\r\n")  # fmt: skip
+            assert sock.recv(4096).startswith(b"HTTP/1.1 403")
+    finally:
+        assert process.stop() == 0
+    assert process.stdout.endswith(f"{STOP}[::1]:{process.port}".encode())

@@ -48,23 +48,106 @@ def test_user_output_goes_to_stderr_and_never_into_the_channel() -> None:
     assert "{not a message}" in stderr
 
 
-@pytest.mark.parametrize("how", ["eof", "sigterm"])
-def test_eof_and_sigterm_stop_the_running_command_and_exit_0(how: str) -> None:
+def test_sigterm_stops_the_running_command_and_exits_0() -> None:
     client = StdioClient()
     client.send(client.command("run", "remote_helpers:announce_then_sleep", 30, id="long"))
     assert client.receive()["tag"] == "progress"  # it runs
     started = time.monotonic()
-    if how == "eof":
-        assert client.close() == 0
-    else:
-        client.process.send_signal(signal.SIGTERM)
-        assert client.process.wait(10) == 0
+    client.process.send_signal(signal.SIGTERM)
+    assert client.process.wait(10) == 0
     assert time.monotonic() - started < 5
     (reply,) = rest_of_channel(client)
     assert reply["id"] == "long"
     assert reply["exception"]["message"] == "the liaison is shutting down"
     client.kill()
     assert "Traceback" not in client.stderr.decode()
+
+
+def test_a_command_that_ignores_the_stop_still_gets_its_reply_before_the_marker() -> None:
+    client = StdioClient()
+    client.send(client.command("run", "remote_helpers:stubborn_sleep", 60, id="stubborn"))
+    assert client.call("ping") == "pong"
+    client.process.send_signal(signal.SIGTERM)
+    assert client.process.wait(10) == 0
+    (reply,) = rest_of_channel(client)
+    assert reply["id"] == "stubborn"
+    assert reply["exception"]["message"] == "the liaison is shutting down"
+    client.kill()
+
+
+def test_a_command_holding_the_gil_cannot_outlast_the_stop() -> None:
+    client = StdioClient()
+    client.send(client.command("run", "remote_helpers:hold_the_gil", "holding the GIL"))
+    client.wait_for_stderr(b"holding the GIL\n")  # user output goes to stderr here
+    client.process.send_signal(signal.SIGTERM)
+    assert client.process.wait(30) == -signal.SIGKILL
+    assert rest_of_channel(client) == []  # the stop marker is the last line all the same
+    client.kill()
+    assert b"killed the liaison (SIGKILL)" in client.stderr
+
+
+def test_end_of_input_lets_the_running_command_finish_then_stops(tmp_path: Any) -> None:
+    # EOF means "no more commands", not "stop now": a launcher may close stdin as soon as
+    # it has written its last command.
+    fifo = str(tmp_path / "release")
+    os.mkfifo(fifo)
+    client = StdioClient("--log-level", "info")
+    client.send(client.command("run", "remote_helpers:announce_then_read", fifo, id="long"))
+    client.send(client.command("run", "remote_helpers:echo", "queued", id="queued"))
+    assert client.receive()["tag"] == "progress"  # it runs, "queued" waits behind it
+    assert client.process.stdin is not None
+    client.process.stdin.close()
+    client.wait_for_stderr(b"stdin was closed")  # the liaison has seen the EOF
+    with open(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK), "w") as release:
+        release.write("released\n")
+    assert client.process.wait(10) == 0
+    replies = rest_of_channel(client)
+    assert [(r["id"], r.get("response")) for r in replies] == [
+        ("long", "released"), ("queued", "queued")]  # fmt: skip
+    client.kill()
+
+
+def test_a_file_of_commands_is_answered_in_full(tmp_path: Any) -> None:
+    # The form protocol.md gives: `python -m liaison.stdio < commands.txt > replies.txt`.
+    # The file's end arrives at once; every command in it still gets its real answer.
+    messages = [
+        {"command": {"command": "store", "args": ["x", [1, 2, 3, 4]]}, "id": "store"},
+        {"command": {"command": "run", "args": ["statistics:mean", "$x"]}, "id": "mean"},
+        {"command": {"command": "run", "args": ["remote_helpers:spin", 0.01]}, "id": "spin"},
+        {"command": {"command": "run", "args": ["remote_helpers:echo", 1]}, "id": "conc",
+         "concurrent": True},
+        {"command": {"command": "ping"}, "id": "ping"},
+    ]  # fmt: skip
+    lines = [orjson.dumps(message) for message in messages]
+    lines.append(b'{"command": {"command": "run", "args": ["os:getpid"]}, "id": "last"}')
+    commands, replies = tmp_path / "commands.txt", tmp_path / "replies.txt"
+    commands.write_bytes(b"\n".join(lines))  # the last line has no newline, as editors leave it
+    with open(commands, "rb") as stdin, open(replies, "wb") as stdout:
+        result = subprocess.run(
+            [sys.executable, "-m", "liaison.stdio"], stdin=stdin, stdout=stdout,
+            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": TESTS}, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    first, *answers, last = replies.read_bytes().decode().splitlines()
+    assert (first, last) == (START + "stdio", STOP + "stdio")
+    by_id = {reply["id"]: reply for reply in map(orjson.loads, answers)}
+    assert sorted(by_id) == sorted(["store", "mean", "spin", "conc", "ping", "last"])
+    assert all("response" in reply for reply in by_id.values()), by_id
+    assert by_id["mean"]["response"] == 2.5
+
+
+def test_an_absurd_frame_length_gets_an_error_and_the_next_line_is_read() -> None:
+    client = StdioClient()
+    try:
+        assert client.process.stdin is not None
+        client.process.stdin.write(b"#99999999999999999999\n")
+        client.process.stdin.flush()
+        reply = client.receive()
+        assert reply["exception"]["type"] == "InvalidMessage"
+        assert "bad binary frame header" in reply["exception"]["message"]
+        assert client.call("ping") == "pong"  # not deaf: read on at the next line
+    finally:
+        assert client.close() == 0
 
 
 def test_oversized_messages_get_an_error_reply_and_the_next_one_is_read() -> None:
@@ -159,30 +242,33 @@ def test_user_output_stdout_is_refused_and_stderr_accepted() -> None:
 
 
 def test_closing_the_transport_hands_its_connection_to_on_close() -> None:
-    """In-process, over a real pipe pair: EOF asks for the stop; close() then reports the
-    connection closed (the dispatcher frees its references there) after writing what
-    was queued."""
+    """In-process, over a real pipe pair: EOF asks for the stop once the message read is
+    answered; close() then reports the connection closed (the dispatcher frees its
+    references there) after writing what was queued."""
 
     async def scenario() -> None:
         peer_in, our_in = os.pipe()  # the liaison reads peer_in
         our_out, peer_out = os.pipe()  # the liaison writes peer_out
         received: list[Any] = []
         closed: list[Any] = []
-        stopped = asyncio.Event()
-        handlers = TransportHandlers(
-            lambda message, sink: received.append((message, sink)),
-            closed.append,
-            stopped.set,
-        )
+        stopped, got = asyncio.Event(), asyncio.Event()
+
+        def on_message(message: Any, sink: Any) -> None:
+            received.append((message, sink))
+            got.set()
+
+        handlers = TransportHandlers(on_message, closed.append, stopped.set)
         transport = StdioTransport(Settings(), handlers, input_fd=peer_in, output_fd=peer_out)
         assert await transport.start() == "stdio"
         transport.start_reading()
         os.write(our_in, b'{"id": 1}\n')
         os.close(our_in)  # EOF
-        await asyncio.wait_for(stopped.wait(), 10)
+        await asyncio.wait_for(got.wait(), 10)
         ((message, sink),) = received
         assert message == '{"id": 1}' and sink is transport.connection
+        assert not stopped.is_set()  # the message awaits its reply
         sink.send(b'{"tag": "response"}')
+        await asyncio.wait_for(stopped.wait(), 10)
         assert closed == []
         await transport.close()
         assert closed == [transport.connection]
@@ -233,7 +319,9 @@ def test_a_regular_file_as_stdin_is_not_read_before_start_reading(tmp_path: Any)
         received: list[Any] = []
         stopped = asyncio.Event()
         handlers = TransportHandlers(
-            lambda message, sink: received.append(message), lambda sink: None, stopped.set
+            lambda message, sink: (received.append(message), sink.send(b"{}")),
+            lambda sink: None,
+            stopped.set,
         )
         with open(commands, "rb") as file:
             transport = StdioTransport(

@@ -405,6 +405,18 @@ class Executor:
             if job is not None:
                 job.fail(Stopping().reply_error(job))
 
+    def abandon(self) -> None:
+        """Reply "the liaison is shutting down" for every command still queued or running
+        (any thread): the stop will not wait for them any longer. A command that goes on
+        running sends nothing more (a job replies once)."""
+        running = self._main_job
+        with self._jobs_lock:
+            jobs = [running, *self._jobs.values()]  # in the order they came
+        for job in jobs:
+            if job is not None:
+                job.fail(Stopping().reply_error(job))
+        self._drain_queue()  # those without an id, which are never registered
+
     def stop_when_idle(self) -> None:
         """Ask :meth:`run_forever` to return once the ordered jobs queued so far have run."""
         self._queue.put(None)

@@ -7,6 +7,7 @@ wakeup fd), and watches the process that started the liaison.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -129,9 +130,12 @@ class IOThread:
         if signum in (signal.SIGINT, signal.SIGTERM):
             self.on_signal(signum)
 
-    def shutdown(self) -> None:
-        """Close every connection and end the loop (waits up to 2 s)."""
+    def shutdown(self, wait: float = 2.0) -> None:
+        """Close every connection and end the loop (waits up to ``wait`` seconds); any
+        thread, the main one last."""
         if self._thread.is_alive() and self._stopped is not None:
-            self.loop.call_soon_threadsafe(self._stopped.set)
-            self._thread.join(2.0)
-        signal.set_wakeup_fd(-1)
+            with contextlib.suppress(RuntimeError):  # closed meanwhile by another thread
+                self.loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(wait)
+        if threading.current_thread() is threading.main_thread():
+            signal.set_wakeup_fd(-1)

@@ -5,8 +5,10 @@ before it. Until the marker is out, fd 1 and ``sys.stdout`` point at stderr, and
 liaison writes through a private duplicate of the real stdout. Once the marker is out,
 user code's output (``print`` and C-level writes to fd 1 alike) goes to stdout again, as
 in liaison 1.0, unless ``user_output`` is ``"stderr"`` (the stdio transport needs that:
-its stdout carries messages). At the stop, user output is flushed and pointed at stderr
-once more, so the stop marker is the last thing on stdout.
+its stdout carries messages). At the stop, user output is flushed, then dropped (it
+keeps going to stderr where it went there), so the stop marker is the last thing on
+stdout and nothing user code writes later (finalizers, threads) lands on stderr instead:
+launchers show stderr as errors.
 """
 
 from __future__ import annotations
@@ -42,13 +44,17 @@ class StandardOutput:
         self.fd = os.dup(1)
         self._divert_user_output()
 
+    def encode_marker(self, marker: str) -> bytes:
+        """The bytes ``marker`` is written as."""
+        return marker.encode()
+
     def write_marker(self, marker: str) -> None:
         """Write ``marker`` to the real stdout, at most once per marker."""
         with self._lock:
             if marker in self._written:
                 return
             self._written.add(marker)
-            os.write(self.fd, marker.encode())
+            os.write(self.fd, self.encode_marker(marker))
 
     def started(self, marker: str) -> None:
         """Write the start marker; from now on user output goes where ``user_output`` says."""
@@ -63,14 +69,19 @@ class StandardOutput:
                 sys.stdout = self._user_stdout
 
     def stopped(self, marker: str, flush: bool = True) -> None:
-        """Flush what user code printed (unless ``flush`` is false), keep later output off
-        stdout, write ``marker``."""
+        """Flush what user code printed (unless ``flush`` is false), drop later output
+        (stderr keeps what goes there), write ``marker``."""
         with self._lock:
             if marker in self._written:
                 return
         if flush:
             _flush_user_output()
-        self._divert_user_output()
+        if self.user_output == "stdout":
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)  # sys.stdout, print and C-level writes alike: nowhere
+            os.close(devnull)
+        else:
+            self._divert_user_output()
         self.write_marker(marker)
 
     def _divert_user_output(self) -> None:

@@ -17,7 +17,8 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 2**20
 class Settings(NamedTuple):
     """How a liaison listens, whom it lets in and what it lets them import.
 
-    - ``host``, ``port``: the address to bind exactly; port 0 picks a free port.
+    - ``host``, ``port``: the address to bind exactly (an IPv6 host bracketed or not:
+      ``[::1]``, as on the command line, or ``::1``); port 0 picks a free port.
     - ``token``: if set, clients must present it (``?token=`` or ``Authorization: Bearer``).
     - ``allowed_origins``: origins let in beside the defaults (no Origin, http(s) on a
       loopback host); ``"null"`` (sandboxed frames, local files in browsers) and

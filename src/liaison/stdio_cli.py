@@ -54,12 +54,15 @@ class ChannelOutput(StandardOutput):
         if self.transport is not None:
             self.transport.start_reading()
 
+    def encode_marker(self, marker: str) -> bytes:
+        return marker.encode() + b"\n"  # a line of the channel
+
     def write_marker(self, marker: str) -> None:
         with self._lock:
             if marker in self._written:
                 return
             self._written.add(marker)
-            _write_all(self.fd, marker.encode() + b"\n", _MARKER_WRITE_SECONDS)
+            _write_all(self.fd, self.encode_marker(marker), _MARKER_WRITE_SECONDS)
 
 
 def _write_all(fd: int, data: bytes, seconds: float) -> None:

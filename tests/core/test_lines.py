@@ -106,3 +106,27 @@ def test_a_real_frame_round_trips() -> None:
     assert frame is not None
     line = binary_header(len(frame)) + bytes(frame) + b"\n"
     assert LineDecoder(1000).feed(line) == [bytes(frame)]
+
+
+def test_an_absurd_frame_length_is_a_bad_header_and_the_next_line_is_read() -> None:
+    # Skipped like an oversized frame, its bytes would never come: deaf until EOF.
+    error, after = LineDecoder(100).feed(b"#99999999999999999999\n{}\n")
+    assert isinstance(error, InvalidMessage)
+    assert "bad binary frame header '#99999999999999999999'" in str(error)
+    assert after == "{}"
+    decoder = LineDecoder(100)
+    (error,) = decoder.feed(b"#%d\n" % (2**40 + 1))
+    assert "no frame is over 1099511627776 bytes" in str(error)
+    assert decoder.feed(b"{}\n") == ["{}"]
+
+
+def test_the_end_of_input_ends_the_last_line() -> None:
+    decoder = LineDecoder(100)
+    assert decoder.feed(b'{}\n{"last": 1}') == ["{}"]
+    assert decoder.end() == ['{"last": 1}']
+    assert decoder.end() == []
+    inside_a_frame = LineDecoder(100)
+    assert inside_a_frame.feed(b"#5\nabc") == []
+    (error,) = inside_a_frame.end()
+    assert "the input ended inside a binary frame of 5 bytes (3 came)" in str(error)
+    assert LineDecoder(100).feed(b"  ") == [] and LineDecoder(100).end() == []

@@ -19,6 +19,9 @@ __all__ = ["BINARY_PREFIX", "LineDecoder", "binary_header", "encode_text"]
 BINARY_PREFIX = b"#"
 _NEWLINE = b"\n"
 _HEADER_DIGITS = 20  # a header line longer than "#" and 20 digits is no header
+# No frame is larger (1 TiB): a header announcing more is corrupt, and skipping bytes
+# that will never come would leave the reader deaf until EOF.
+LARGEST_FRAME = 2**40
 
 
 def encode_text(data: bytes) -> bytes:
@@ -47,7 +50,8 @@ class LineDecoder:
     frame, and an :class:`InvalidMessage` per piece of input that is neither (a bad
     header, invalid UTF-8, a message over ``max_size`` bytes). After an error the next
     line is read as usual: nothing is lost but the bad message, and memory stays
-    bounded by ``max_size`` plus one read.
+    bounded by ``max_size`` plus one read. A frame over ``max_size`` is skipped unread,
+    up to ``LARGEST_FRAME`` bytes; a header announcing more is a bad header.
     """
 
     def __init__(self, max_size: int) -> None:
@@ -69,6 +73,26 @@ class LineDecoder:
         while self._step(messages):
             pass
         return messages
+
+    def end(self) -> list[str | bytes | InvalidMessage]:
+        """The input has ended: its last line, if it had no newline, as a message; an
+        :class:`InvalidMessage` if it ended inside a binary frame. Then start afresh."""
+        out: list[str | bytes | InvalidMessage] = []
+        if self._frame_size is not None:
+            came = len(self._buffer)
+            message = f"the input ended inside a binary frame of {self._frame_size} bytes"
+            out.append(InvalidMessage(f"{message} ({came} came)"))
+        elif self._skipping is None and not self._skipping_line:
+            line = bytes(self._buffer)
+            if line[:1] == BINARY_PREFIX:
+                out.append(InvalidMessage("the input ended inside a binary frame header"))
+            elif line and not line.isspace():
+                self._take_text(line, out)
+        self._buffer.clear()
+        self._scanned = 0
+        self._frame_size = self._skipping = None
+        self._skipping_line = False
+        return out
 
     def _step(self, out: list[str | bytes | InvalidMessage]) -> bool:
         """Take one message (or one dropped piece) off the buffer; False if incomplete."""
@@ -123,6 +147,14 @@ class LineDecoder:
             )
             return
         size = int(digits)
+        if size > max(LARGEST_FRAME, self.max_size):
+            out.append(
+                InvalidMessage(
+                    f"bad binary frame header '#{size}': no frame is over {LARGEST_FRAME} "
+                    "bytes; reading on at the next line"
+                )
+            )
+            return
         if size > self.max_size:
             out.append(_too_large(f"binary frame of {size} bytes", self.max_size))
             self._skipping = size + 1  # the frame and its newline

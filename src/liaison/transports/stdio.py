@@ -57,6 +57,7 @@ class StdioConnection(QueuedConnection):
         self._flush_pending = False
         self._writable = True  # the pipe transport is under its high-water mark
         self._reading_paused = False
+        self._on_answered: Callable[[], None] | None = None  # see when_answered
         self.writer: asyncio.WriteTransport | None = None
         self.reader: asyncio.ReadTransport | None = None
 
@@ -67,6 +68,19 @@ class StdioConnection(QueuedConnection):
         """Count a message read from the peer, not yet answered (loop thread)."""
         self._unanswered += 1
         self._check_room()
+
+    def when_answered(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (loop thread) once no message read awaits its reply: now if
+        none does, else when the last reply is queued."""
+        if self._unanswered:
+            self._on_answered = callback
+        else:
+            callback()
+
+    def _enqueue_reply(self, data: bytes | bytearray) -> None:
+        super()._enqueue_reply(data)
+        if self._on_answered is not None and not self._unanswered:
+            self._on_answered()
 
     def _enqueue(self, data: bytes | bytearray) -> None:
         if self._state is not OPEN:
@@ -149,10 +163,13 @@ class _Input(asyncio.Protocol):
         self._transport.data_received(data)
 
     def eof_received(self) -> None:
-        self._transport.lost("stdin was closed")
+        self._transport.input_ended()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._transport.lost("stdin was closed" if exc is None else f"stdin failed: {exc}")
+        if exc is None:
+            self._transport.input_ended()
+        else:
+            self._transport.lost(f"stdin failed: {exc}")
 
 
 class _Output(asyncio.BaseProtocol):
@@ -171,8 +188,9 @@ class _Output(asyncio.BaseProtocol):
 
 class StdioTransport:
     """Serves the one peer on ``input_fd`` and ``output_fd``, handing every message to
-    ``handlers.on_message``; calls ``handlers.request_stop`` once when the peer goes (EOF
-    on the input, a broken output pipe, an overflowing outbox), and ``handlers.on_close``
+    ``handlers.on_message``; calls ``handlers.request_stop`` once when the peer goes (a
+    broken output pipe, an overflowing outbox, a failed read) or has said all it will
+    (EOF on the input: once every message read is answered), and ``handlers.on_close``
     with the connection once it is closed (:meth:`close`). It reads nothing until
     :meth:`start_reading`, so the start marker can go first."""
 
@@ -189,6 +207,7 @@ class StdioTransport:
         self._fds = (input_fd, output_fd)
         self._decoder = LineDecoder(settings.max_message_size)
         self._lost = False
+        self._input_ended = False
         self.connection: StdioConnection
         self._output_closed: asyncio.Future[None]
         self._loop: asyncio.AbstractEventLoop
@@ -223,13 +242,27 @@ class StdioTransport:
         self._loop.call_soon_threadsafe(connection.reader.resume_reading)
 
     def data_received(self, data: bytes) -> None:
-        connection = self.connection
         for message in self._decoder.feed(data):
-            connection.received()
-            if isinstance(message, (str, bytes)):
-                self.handlers.on_message(message, connection)
-            else:
-                connection.send(error_reply(message, None, None))
+            self._handle(message)
+
+    def _handle(self, message: str | bytes | Exception) -> None:
+        connection = self.connection
+        connection.received()
+        if isinstance(message, (str, bytes)):
+            self.handlers.on_message(message, connection)
+        else:
+            connection.send(error_reply(message, None, None))
+
+    def input_ended(self) -> None:
+        """EOF on the input: no more messages (``< commands.txt`` ends at once). Every
+        message read is still answered, commands run to their end; then the stop."""
+        if self._input_ended or self._lost:
+            return
+        self._input_ended = True
+        for message in self._decoder.end():  # a last line without its newline
+            self._handle(message)
+        log.info("stdin was closed: stopping once every message read is answered")
+        self.connection.when_answered(lambda: self.lost("every message read is answered"))
 
     def _overflowed(self, reason: str) -> None:
         log.warning("%s: stopping", reason)

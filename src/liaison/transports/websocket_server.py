@@ -272,9 +272,11 @@ class WebSocketTransport:
         )
         if self._log_filter is not None:
             _WEBSOCKETS_LOG.addFilter(self._log_filter)
-        self._server = await self._bind(settings.host, settings.port, options)
+        # `[::1]` on the command line: brackets belong to the address form, not the host.
+        host = settings.host.removeprefix("[").removesuffix("]")
+        self._server = await self._bind(host, settings.port, options)
         port: int = self._server.sockets[0].getsockname()[1]
-        return f"{settings.host}:{port}"
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     async def _bind(self, host: str, port: int, options: dict[str, Any]) -> Server:
         server: Server
