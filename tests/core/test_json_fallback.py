@@ -91,11 +91,19 @@ NUMPY_VALUES = st.one_of(
     NUMPY_ARRAYS.filter(lambda a: a.ndim > 0 and a.shape[0] > 1).map(lambda a: a[::-1]),
     NUMPY_ARRAYS.filter(lambda a: a.size > 0).map(lambda a: a.flat[0]),  # scalars
 )
-# orjson 3.13 writes a time key of 10,000 to 99,999 µs a zero short (`00:00:00.10000`);
-# as values, liaison writes times itself (json_fallback.date_text), but keys are orjson's.
-KEY_DATES = DATES.filter(
-    lambda d: not (isinstance(d, datetime.time) and 10_000 <= d.microsecond < 100_000)
-)
+
+
+# orjson 3.13 writes a time key of 10,000 to 99,999 us a zero short (`00:00:00.10000`)
+# and a key's offset of 22:59:30 as `+22:60`; as values, liaison writes dates itself
+# (json_fallback.date_text), but keys are orjson's: those keys are left out here.
+def orjson_writes_right(key: Any) -> bool:
+    if isinstance(key, datetime.time):
+        return not 10_000 <= key.microsecond < 100_000
+    offset = key.utcoffset() if isinstance(key, datetime.datetime) else None
+    return offset is None or offset.total_seconds() % 60 == 0
+
+
+KEY_DATES = DATES.filter(orjson_writes_right)
 KEYS = st.one_of(
     st.text(max_size=5),
     st.integers(-(2**70), 2**70),
@@ -150,7 +158,7 @@ def both(value: Any) -> tuple[bytes | str, bytes | str]:
     return results[0], results[1]
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(VALUES)
 def test_the_fallback_writes_what_orjson_writes(value: Any) -> None:
     with_orjson, fallback = both(value)
@@ -160,6 +168,8 @@ def test_the_fallback_writes_what_orjson_writes(value: Any) -> None:
 def holds_tuple(value: Any) -> bool:
     if isinstance(value, tuple):
         return True
+    if isinstance(value, enum.Enum):
+        return holds_tuple(value.value)
     if isinstance(value, (list, Point)):
         return any(holds_tuple(item) for item in (value if isinstance(value, list) else [value.x]))
     return isinstance(value, dict) and any(holds_tuple(item) for item in value.values())
