@@ -35,7 +35,7 @@ HAS_ORJSON = orjson is not None  # a flag, not the module: both branches below t
 
 __all__ = ["MAX_DEPTH", "JSONDecodeError", "NotPlainJSON", "check_plain", "dumps",
            "fallback_dumps", "fallback_loads", "format_exception", "import_string", "loads",
-           "may_hold_long_integer",
+           "loads_inexact", "may_hold_long_integer",
            "plain_json_default"]  # fmt: skip
 
 _LIAISON_PACKAGE = __name__.rsplit(".", 2)[0]
@@ -180,8 +180,8 @@ _NUMBER_START = ord("|")
 
 def may_hold_long_integer(data: str | bytes | bytearray | memoryview) -> bool:
     """False only if the JSON text ``data`` holds no integer literal of 19 digits or more
-    (~0.5 ns a byte and ~0.2 us a call, so only messages with arguments are scanned)."""
-    raw = data.encode() if isinstance(data, str) else bytes(data)
+    (~0.5 ns a byte and ~0.2 us a call)."""
+    raw = data.encode() if isinstance(data, str) else data if type(data) is bytes else bytes(data)
     shapes = raw.translate(_NUMBER_SHAPES)
     position = shapes.find(_LONG_DIGITS)
     while position >= 0:
@@ -212,10 +212,13 @@ if HAS_ORJSON:
         except TypeError:  # orjson.JSONEncodeError too: the values orjson refuses
             return fallback_dumps(value)
 
-    def loads(data: str | bytes | bytearray | memoryview, exact: bool = True) -> Any:
-        """One JSON text decoded, integers of any size exact (with ``exact`` false, those
-        past 64 bits may be floats: the caller checks :func:`may_hold_long_integer` only
-        where it matters). Raises :class:`JSONDecodeError`."""
+    # Integers past 64 bits may come out as floats: for callers that check where it
+    # matters (core/request.py) and would rather not scan every text.
+    loads_inexact = orjson.loads
+
+    def loads(data: str | bytes | bytearray | memoryview) -> Any:
+        """One JSON text decoded, integers of any size exact. Raises
+        :class:`JSONDecodeError`."""
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError as error:
@@ -223,7 +226,7 @@ if HAS_ORJSON:
                 return fallback_loads(data)
             except JSONDecodeError:
                 raise error from None
-        if exact and may_hold_long_integer(data):
+        if may_hold_long_integer(data):
             return fallback_loads(data)
         return value
 
@@ -232,7 +235,4 @@ else:
 
     dumps = fallback_dumps
 
-    def loads(data: str | bytes | bytearray | memoryview, exact: bool = True) -> Any:
-        """One JSON text decoded, integers of any size exact. Raises
-        :class:`JSONDecodeError`."""
-        return fallback_loads(data)
+    loads = loads_inexact = fallback_loads

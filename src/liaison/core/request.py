@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .encoding import JSONDecodeError, loads, may_hold_long_integer
+from .encoding import JSONDecodeError, loads, loads_inexact, may_hold_long_integer
 from .errors import InvalidMessage, json_type_name
 
 __all__ = ["RejectedMessage", "Request", "may_hold_dollar", "parse_frame", "parse_message"]
@@ -119,24 +119,36 @@ def parse_message(data: str | bytes | dict[str, Any]) -> Request:
         message = data
     else:
         try:
-            message = loads(data, exact=False)  # integers past 64 bits: checked below
+            message = loads_inexact(data)  # integers past 64 bits: checked below
         except JSONDecodeError as error:
-            raise RejectedMessage(error, None, None) from None
+            try:  # what orjson cannot read but json can (an integer of 400 digits)
+                message = loads(data)
+            except JSONDecodeError:
+                raise RejectedMessage(error, None, None) from None
     if not isinstance(message, dict):
         not_object = InvalidMessage(f"message must be a JSON object, got {json_type_name(message)}")
         raise RejectedMessage(not_object, None, None)
     id = message.get("id")
-    safe_id = id if isinstance(id, (str, int, float)) or id is None else None
-    request = _checked(message, safe_id)
-    if isinstance(data, dict):
-        return request
-    if request.args or request.kwargs:
-        if _may_hold_long_integer(request, data):  # orjson read it as a float: reread
-            request = _checked(loads(data), safe_id)
-        request.literal = not may_hold_dollar(data)  # else no walk
-    elif type(id) is float and not -_INT64_END <= id < 2 * _INT64_END:
-        request = _checked(loads(data), safe_id)  # an id past 64 bits: read it exactly
+    try:
+        request = _validate(message, id)
+        if isinstance(data, dict):
+            return request
+        if request.args or request.kwargs:
+            if _may_hold_long_integer(request, data):  # orjson read it as a float: reread
+                request = _reread(data)
+            request.literal = not may_hold_dollar(data)  # else no walk
+        elif type(id) is float and not -_INT64_END <= id < 2 * _INT64_END:
+            request = _reread(data)  # an id past 64 bits: read it exactly
+    except InvalidMessage as error:
+        safe_id = id if isinstance(id, (str, int, float)) or id is None else None
+        raise RejectedMessage(error, message, safe_id) from None
     return request
+
+
+def _reread(data: str | bytes) -> Request:
+    """The request, read again with integers of any size exact (the standard library)."""
+    message = loads(data)
+    return _validate(message, message.get("id"))
 
 
 _INT64_END = 2**63
@@ -145,9 +157,9 @@ _WALK_BUDGET = 1000  # values: past it, the text is scanned instead
 
 def _may_hold_long_integer(request: Request, text: str | bytes) -> bool:
     """False only if no argument can be an integer past 64 bits that orjson read as a
-    float. A short text is scanned (~0.2 us); a long one's arguments are walked first,
-    looking for such floats, so a 2 MB string costs nothing, and only a text of more
-    than a thousand values is scanned (~0.5 ns a byte)."""
+    float (one of at least 2**63 in magnitude). A short text is scanned (~0.3 us); a
+    long one's arguments are walked, up to a thousand values (a 2 MB string costs
+    nothing), and past that the text is scanned (~0.5 ns a byte)."""
     if len(text) < 4096:
         return may_hold_long_integer(text)
     stack: list[Any] = [request.args, request.kwargs]
@@ -164,13 +176,6 @@ def _may_hold_long_integer(request: Request, text: str | bytes) -> bool:
                 return may_hold_long_integer(text)
             stack.extend(value.values() if kind is dict else value)
     return False
-
-
-def _checked(message: dict[str, Any], safe_id: Any) -> Request:
-    try:
-        return _validate(message, message.get("id"))
-    except InvalidMessage as error:
-        raise RejectedMessage(error, message, safe_id) from None
 
 
 def may_hold_dollar(
