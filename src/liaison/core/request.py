@@ -228,8 +228,8 @@ def parse_frame(data: bytes) -> Request:
             return parse_message(data)
         raise RejectedMessage(error, None, None) from None
     header.pop("buffers", None)  # the echo keeps the placeholders, not the layout
-    end = 4 + int.from_bytes(data[:4], "little")
     request = parse_message(header)
+    end = 4 + int.from_bytes(data[:4], "little")
     if not may_hold_dollar(data, 4, end):
         request.literal = True  # the header holds no placeholder (and no reference)
         return request
