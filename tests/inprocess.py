@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from liaison.core import Companion
+from liaison.core.encoding import loads
 from liaison.dispatch import Dispatcher
 from liaison.execution import Executor
 from liaison.handle import Liaison
@@ -50,7 +51,7 @@ class RecordingSink:
         with self._changed:
             arrived = self._changed.wait_for(lambda: len(self.replies) >= count, timeout)
         assert arrived, f"{len(self.replies)} of {count} replies after {timeout} s"
-        return [orjson.loads(reply) for reply in self.replies[:count]]
+        return [loads(reply) for reply in self.replies[:count]]  # as the liaison reads
 
 
 def message(command: str, *args: Any, id: Any = None, **options: Any) -> str:

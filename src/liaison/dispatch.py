@@ -12,7 +12,7 @@ from typing import Any
 
 from .core import Companion, InvalidArguments
 from .core.commands import COMMANDS, describe_commands
-from .core.replies import request_error_reply, success_reply
+from .core.replies import error_reply, request_error_reply, success_reply
 from .core.request import Request
 from .core.routing import CONTROL, REPLY, route
 from .execution import Executor, Sink
@@ -45,14 +45,28 @@ class Dispatcher:
         }
 
     def handle(self, data: str | bytes, sink: Sink) -> None:
-        """Handle one message: ``str`` from a text frame, ``bytes`` from a binary frame."""
-        action, payload = route(data, self.companion)
-        if action is REPLY:
-            sink.send(payload)
-        elif action is CONTROL:
-            self._control[payload.command](payload, sink)
-        else:
-            self.executor.submit(payload, sink)
+        """Handle one message: ``str`` from a text frame, ``bytes`` from a binary frame.
+
+        Never raises: a fault of the liaison's own still answers that message alone, so
+        the connection lives on and its count of unanswered messages stays true.
+        """
+        request = None
+        try:
+            action, payload = route(data, self.companion)
+            if action is REPLY:
+                sink.send(payload)
+            elif action is CONTROL:
+                request = payload
+                self._control[payload.command](payload, sink)
+            else:
+                request = payload
+                self.executor.submit(payload, sink)
+        except Exception as error:  # each step above replies last, so nothing was sent
+            log.exception("failed to handle a message; answering it with the error")
+            if request is None:
+                sink.send(error_reply(error, None, None))
+            else:
+                sink.send(request_error_reply(request, error))
 
     def on_close(self, sink: Sink) -> None:
         """The connection ``sink`` closed: free the references it made (docs/protocol.md)."""

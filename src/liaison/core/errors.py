@@ -8,6 +8,7 @@ from __future__ import annotations
 __all__ = [
     "CommandCancelled",
     "CommandTimedOut",
+    "EncodingError",
     "ExecutionError",
     "InvalidArguments",
     "InvalidMessage",
@@ -61,6 +62,11 @@ class ModuleNotAllowed(ResolutionError):
 
 class ExecutionError(LiaisonError):
     """The execution of a command ended without a result."""
+
+
+class EncodingError(ExecutionError):
+    """A result (or progress, partial or pushed message) cannot be written as JSON: it
+    nests more arrays and objects than the encoder writes (docs/protocol.md, "Limits")."""
 
 
 class CommandCancelled(ExecutionError):

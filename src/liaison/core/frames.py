@@ -22,9 +22,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import orjson
-
-from .encoding import dumps
+from .encoding import JSONDecodeError, dumps, loads
 from .errors import InvalidMessage, json_type_name
 from .number_lists import decode_number_list
 
@@ -162,7 +160,7 @@ def encode_frame(message: dict[str, Any]) -> Frame | None:
         for size in sizes:
             offsets.append([position, size])
             position = _align8(position + size)
-        header = head + orjson.dumps(offsets) + b"}"
+        header = head + dumps(offsets) + b"}"
         if len(header) <= length:
             header = header.ljust(length)
             break
@@ -198,8 +196,8 @@ def split_frame(data: bytes | bytearray | memoryview) -> tuple[dict[str, Any], l
             f"binary frame header length is {length} bytes, but only {size - 4} follow it"
         )
     try:
-        header = orjson.loads(frame[4 : 4 + length])
-    except orjson.JSONDecodeError as error:
+        header = loads(frame[4 : 4 + length])
+    except JSONDecodeError as error:
         raise InvalidMessage(f"binary frame header is not valid JSON: {error}") from None
     if not isinstance(header, dict):
         raise InvalidMessage(
@@ -280,7 +278,7 @@ def _placeholder(spec: dict[str, Any], buffers: list[memoryview]) -> Any:
     dtype = spec.get("dtype", _BYTES)  # as the JavaScript client reads it
     if dtype == _BYTES:
         return bytes(buffer)
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise InvalidMessage(
             f"binary frame buffer {index} has unknown dtype {dtype!r}; known: "
             + ", ".join([_BYTES, *sorted(DTYPES)])
@@ -313,10 +311,19 @@ def _placeholder(spec: dict[str, Any], buffers: list[memoryview]) -> Any:
             f"binary frame buffer {index} holds {buffer.nbytes} bytes, but {dtype} of "
             f"shape {shape} needs {count * itemsize}"
         )
-    array = numpy.frombuffer(buffer, dtype=numpy.dtype(dtype).newbyteorder("<"), count=count)
-    if not array.flags.writeable:
-        array = array.copy()
-    return array.reshape(shape)
+    try:
+        array = numpy.frombuffer(buffer, dtype=numpy.dtype(dtype).newbyteorder("<"), count=count)
+        shaped = array.reshape(shape)
+    except (ValueError, OverflowError, MemoryError) as error:  # a shape numpy refuses
+        raise InvalidMessage(
+            f"binary frame buffer {index} shape {_shape_text(shape)} is refused by numpy: {error}"
+        ) from None
+    return shaped if shaped.flags.writeable else shaped.copy()
+
+
+def _shape_text(shape: list[int]) -> str:
+    text = repr(shape)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def decode_frame(data: bytes | bytearray | memoryview) -> dict[str, Any]:

@@ -7,12 +7,12 @@ same array, sent as JSON text, would have given: floats, ints where the JSON tex
 an integer, None where it had ``null``. Buffer ``i`` holds the values (float64 or
 int32, little-endian); the optional buffers ``j`` and ``k`` hold uint32 little-endian
 indices of the float64 elements that become ints and None. The rules are those of a
-JavaScript client's ``JSON.stringify`` read by the liaison's ``orjson.loads``:
+JavaScript client's ``JSON.stringify`` read by the liaison's ``encoding.loads``:
 
 - an integral float64 below 1e21 in magnitude prints without ``.`` or exponent, as
   its shortest round-trip digits padded with zeros (``2**60`` prints
-  ``1152921504606847000``; ``-0`` prints ``0``), which orjson reads as an int if it
-  fits 64 bits (signed or unsigned), else as the float;
+  ``1152921504606847000``; ``-0`` prints ``0``), which the liaison reads as that
+  exact int, whatever its size;
 - NaN and the infinities print ``null``.
 
 Pure functions, no numpy: the standard ``array`` module does the conversion.
@@ -37,19 +37,17 @@ _UINT32 = next(code for code in "IHL" if array(code).itemsize == 4)
 _INDEX_KEYS = ("ints", "nulls")
 _EXACT = 2.0**53  # below it (in magnitude) every integral float64 prints as itself
 _JSON_INTEGER_LIMIT = 1e21  # from here on JavaScript prints an exponent: a float
-_INT64_MIN, _UINT64_END = -(2**63), 2**64  # orjson reads other integers as floats
 
 
-def json_integer(value: float) -> int | float:
+def json_integer(value: float) -> int:
     """What the liaison reads from JavaScript's printing of the integral ``value``
-    (finite, below 1e21 in magnitude): usually ``int(value)``."""
+    (finite, below 1e21 in magnitude): the printed digits, as an int."""
     if -_EXACT <= value <= _EXACT:
         return int(value)
     from decimal import Decimal  # only for integers past 2**53: rare
 
     # Python's repr, like JavaScript, gives the shortest digits that round-trip.
-    printed = int(Decimal(repr(value)))
-    return printed if _INT64_MIN <= printed < _UINT64_END else value
+    return int(Decimal(repr(value)))
 
 
 def native_items(typecode: str, data: memoryview, byteorder: str = sys.byteorder) -> array[Any]:

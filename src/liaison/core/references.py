@@ -18,9 +18,7 @@ import weakref
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
-import orjson
-
-from .encoding import NotPlainJSON, plain_json_default
+from .encoding import NotPlainJSON, check_plain
 from .errors import NameNotFound
 from .names import REFERENCE_PREFIX
 
@@ -49,15 +47,9 @@ def needs_reference(value: Any) -> bool:
     if isinstance(value, dict) and REF_KEY in value:
         return True
     try:
-        orjson.dumps(
-            value,
-            default=plain_json_default,
-            option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
-        )
-    except (TypeError, orjson.JSONEncodeError) as error:
-        # orjson wraps what `default` raised; its other refusals (integers past 64 bits,
-        # cycles) are data, which the slow path encodes.
-        return isinstance(error.__cause__, NotPlainJSON)
+        check_plain(value)
+    except NotPlainJSON:
+        return True
     return False
 
 

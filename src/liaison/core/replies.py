@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .encoding import dumps, format_exception
+from .errors import EncodingError
 from .request import RejectedMessage, Request
 
 if TYPE_CHECKING:
@@ -27,22 +28,46 @@ def encode(message: dict[str, Any], binary: bool = False) -> bytes | Frame:
 
 
 def success_reply(request: Request, value: Any) -> bytes | Frame:
+    """The reply carrying ``value``; an ``EncodingError`` reply if ``value`` nests too deep.
+
+    A message nested too deep to be echoed whole is echoed as ``{"id": id}``.
+    """
     evt = request.message if request.echo else request.evt  # no property call if echoed
     message = {"response": value, "tag": "response", "evt": evt, "id": request.id}
-    return encode(message, True) if request.binary else dumps(message)
+    try:
+        return encode(message, True) if request.binary else dumps(message)
+    except EncodingError:
+        message["evt"] = {"id": request.id}
+    try:
+        return encode(message, True) if request.binary else dumps(message)
+    except EncodingError as error:  # the value itself: echo the message whole if it fits
+        return error_reply(error, request.evt, request.id)
 
 
 def error_reply(error: BaseException, evt: Any, id: Any) -> bytes:
-    """A failure reply: 1.0's formatted ``error`` lines plus a structured ``exception``."""
-    return dumps(
-        {
-            "error": format_exception(error),
-            "tag": "error",
-            "evt": evt,
-            "id": id,
-            "exception": {"type": type(error).__name__, "message": str(error)},
-        }
-    )
+    """A failure reply: 1.0's formatted ``error`` lines plus a structured ``exception``.
+
+    Never raises: an ``evt`` nested too deep to be written is sent as ``{"id": id}``.
+    """
+    reply = {
+        "error": format_exception(error),
+        "tag": "error",
+        "evt": evt,
+        "id": id,
+        "exception": {"type": type(error).__name__, "message": _message(error)},
+    }
+    try:
+        return dumps(reply)
+    except EncodingError:  # a message nested past what a reply can hold
+        reply["evt"] = {"id": id}
+        return dumps(reply)
+
+
+def _message(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # user code's exception with a broken __str__
+        return f"<unprintable {type(error).__name__}>"
 
 
 def request_error_reply(request: Request, error: BaseException) -> bytes:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
+from .encoding import JSONDecodeError, loads, loads_inexact, may_hold_long_integer
 from .errors import InvalidMessage, json_type_name
 
 __all__ = ["RejectedMessage", "Request", "may_hold_dollar", "parse_frame", "parse_message"]
@@ -120,21 +119,63 @@ def parse_message(data: str | bytes | dict[str, Any]) -> Request:
         message = data
     else:
         try:
-            message = orjson.loads(data)
-        except orjson.JSONDecodeError as error:
-            raise RejectedMessage(error, None, None) from None
+            message = loads_inexact(data)  # integers past 64 bits: checked below
+        except JSONDecodeError as error:
+            try:  # what orjson cannot read but json can (an integer of 400 digits)
+                message = loads(data)
+            except JSONDecodeError:
+                raise RejectedMessage(error, None, None) from None
     if not isinstance(message, dict):
         not_object = InvalidMessage(f"message must be a JSON object, got {json_type_name(message)}")
         raise RejectedMessage(not_object, None, None)
     id = message.get("id")
     try:
         request = _validate(message, id)
+        if isinstance(data, dict):
+            return request
+        if request.args or request.kwargs:
+            if _may_hold_long_integer(request, data):  # orjson read it as a float: reread
+                request = _reread(data)
+            request.literal = not may_hold_dollar(data)  # else no walk
+        elif type(id) is float and not -_INT64_END <= id < 2 * _INT64_END:
+            request = _reread(data)  # an id past 64 bits: read it exactly
     except InvalidMessage as error:
         safe_id = id if isinstance(id, (str, int, float)) or id is None else None
         raise RejectedMessage(error, message, safe_id) from None
-    if (request.args or request.kwargs) and not isinstance(data, dict):  # else no walk
-        request.literal = not may_hold_dollar(data)
     return request
+
+
+def _reread(data: str | bytes) -> Request:
+    """The request, read again with integers of any size exact (the standard library)."""
+    message = loads(data)
+    return _validate(message, message.get("id"))
+
+
+_INT64_END = 2**63
+_WALK_BUDGET = 1000  # values: past it, the text is scanned instead
+
+
+def _may_hold_long_integer(request: Request, text: str | bytes) -> bool:
+    """False only if no argument can be an integer past 64 bits that orjson read as a
+    float (one of at least 2**63 in magnitude). A short text is scanned (~0.3 us); a
+    long one's arguments are walked, up to a thousand values (a 2 MB string costs
+    nothing), and past that the text is scanned (~0.5 ns a byte)."""
+    if len(text) < 4096:
+        return may_hold_long_integer(text)
+    stack: list[Any] = [request.args, request.kwargs]
+    budget = _WALK_BUDGET
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is float:
+            if not -_INT64_END <= value < 2 * _INT64_END:
+                return True
+        elif kind is list or kind is dict:
+            budget -= len(value)
+            if budget < 0:
+                return may_hold_long_integer(text)
+            stack.extend(value.values() if kind is dict else value)
+    return False
 
 
 def may_hold_dollar(
@@ -242,7 +283,12 @@ def _validate(message: dict[str, Any], id: Any) -> Request:
         timeout = message["timeout"]
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise InvalidMessage(f"timeout must be a positive number of seconds, got {timeout!r}")
-        options["timeout"] = float(timeout)
+        try:
+            options["timeout"] = float(timeout)
+        except OverflowError:  # an integer past float's range
+            raise InvalidMessage(
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            ) from None
     if "ref" in message:
         ref = message["ref"]
         if not isinstance(ref, bool) and ref != "auto":
