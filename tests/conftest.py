@@ -234,7 +234,7 @@ class StdioClient(RawClient):
             raise RuntimeError(f"no start marker but {first!r}; stderr={self.stderr!r}")
 
     def _read_stdout(self) -> None:
-        from liaison.core.lines import LineDecoder
+        from liaison.protocol.lines import LineDecoder
 
         assert self.process.stdout is not None
         decoder = LineDecoder(2**31)
@@ -250,7 +250,7 @@ class StdioClient(RawClient):
             self.stderr += chunk
 
     def send_raw(self, data: str | bytes) -> None:
-        from liaison.core.lines import binary_header, encode_text
+        from liaison.protocol.lines import binary_header, encode_text
 
         assert self.process.stdin is not None
         if isinstance(data, str):

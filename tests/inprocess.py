@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 
 from liaison.core import Companion
-from liaison.dispatch import Dispatcher
-from liaison.execution import Executor
-from liaison.handle import Liaison
+from liaison.server.dispatch import Dispatcher
+from liaison.server.execution import Executor
+from liaison.server.handle import Liaison
 
 
 class RecordingSink:

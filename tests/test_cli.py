@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from liaison.cli import build_parser, parse_args, settings_from_args
-from liaison.lazy_import import imported_without
-from liaison.options import UsageError
-from liaison.settings import DEFAULT_MAX_MESSAGE_SIZE
+from liaison.cli.options import UsageError
+from liaison.cli.websocket import build_parser, parse_args, settings_from_args
+from liaison.core.lazy_import import imported_without
+from liaison.server.settings import DEFAULT_MAX_MESSAGE_SIZE
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:0", "localhost:8765", "[::1]:9000"])

@@ -31,8 +31,8 @@ from liaison.client import (
     spawn,
     spawn_async,
 )
-from liaison.core.errors import LiaisonError
-from liaison.transports.reads import READ_SIZE
+from liaison.protocol.errors import LiaisonError
+from liaison.protocol.reads import READ_SIZE
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import orjson
 
 from inprocess import InProcessLiaison, RecordingSink, message
 from liaison.core import Companion
-from liaison.core.commands import describe_commands
-from liaison.dispatch import Dispatcher
-from liaison.execution import Executor
+from liaison.protocol.commands import describe_commands
+from liaison.server.dispatch import Dispatcher
+from liaison.server.execution import Executor
 
 
 def dispatcher() -> tuple[Dispatcher, Executor, list[str]]:

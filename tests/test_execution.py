@@ -14,7 +14,7 @@ import pytest
 
 from inprocess import RecordingSink, message
 from liaison.core import Companion, parse_message
-from liaison.execution import DONE, QUEUED, RUNNING, Executor, Job, JobState
+from liaison.server.execution import DONE, QUEUED, RUNNING, Executor, Job, JobState
 
 
 def call_later(seconds: float, callback: Callable[[], None]) -> Callable[[], None]:

@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 from conftest import LiaisonProcess, RawClient, spawn_liaison
 from liaison.core import Companion, Request
-from liaison.core.commands import COMMANDS
-from liaison.core.errors import ResolutionError
 from liaison.core.names import is_refused_name
-from liaison.core.replies import error_reply, success_reply
 from liaison.core.routing import Action, route
+from liaison.protocol.commands import COMMANDS
+from liaison.protocol.errors import ResolutionError
+from liaison.protocol.replies import error_reply, success_reply
 
 ALLOWED_MODULES = ("json", "math")
 # Every command but shutdown, which would stop the liaison of the socket tests.

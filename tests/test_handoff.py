@@ -1,4 +1,4 @@
-"""The ordered jobs' queue (liaison.handoff), in-process: order, wake-ups, signals."""
+"""The ordered jobs' queue (liaison.server.handoff), in-process: order, wake-ups, signals."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from liaison.handoff import HandoffQueue, new_ordered_queue
+from liaison.server.handoff import HandoffQueue, new_ordered_queue
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="HandoffQueue is POSIX only")
 

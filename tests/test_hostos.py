@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from conftest import STOP, RawClient, spawn_liaison, stdout_when_the_launcher_dies
-from liaison.hostos import (
+from liaison.server.hostos import (
     current_host,
     host_for,
     interrupt_main_thread,
@@ -192,9 +192,10 @@ for module, names in ((signal, ["SIGUSR1", "SIGUSR2", "SIGKILL", "SIGHUP", "pthr
             delattr(module, name)
 for name in ("fcntl", "termios", "resource", "grp"):
     sys.modules[name] = None
-import liaison.cli, liaison.runtime, liaison.io_thread, liaison.execution, liaison.hostos
-import liaison.gui, liaison.gui.tk, liaison.gui.qt, liaison.transports.websocket_server
-print(liaison.hostos.host_for("win32").interrupt)
+import liaison.cli.websocket, liaison.server.runtime, liaison.server.io_thread
+import liaison.server.execution, liaison.server.hostos, liaison.server.gui
+import liaison.server.gui.tk, liaison.server.gui.qt, liaison.server.transports.websocket_server
+print(liaison.server.hostos.host_for("win32").interrupt)
 """
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, timeout=60, text=True

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from websockets.datastructures import Headers
 
-from liaison.security import (
+from liaison.server.settings import Settings
+from liaison.server.transports.security import (
     POLICY_HEADERS,
     check_handshake,
     is_loopback_host,
     origin_allowed,
     origin_refusal,
 )
-from liaison.settings import Settings
 
 TOKEN = "per-launch-secret"
 HOST = ("Host", "127.0.0.1:8765")

@@ -19,11 +19,11 @@ import orjson
 import pytest
 
 from conftest import START, STOP, TESTS, StdioClient
-from liaison.io_thread import TransportHandlers
-from liaison.settings import Settings
-from liaison.transports.inbox import LoopInbox
-from liaison.transports.outbox import ConnectionState
-from liaison.transports.stdio import StdioConnection, StdioTransport
+from liaison.server.io_thread import TransportHandlers
+from liaison.server.settings import Settings
+from liaison.server.transports.inbox import LoopInbox
+from liaison.server.transports.outbox import ConnectionState
+from liaison.server.transports.stdio import StdioConnection, StdioTransport
 
 
 def rest_of_channel(client: StdioClient) -> list[Any]:

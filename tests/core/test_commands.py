@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from liaison.core import Companion
-from liaison.core.commands import COMMANDS, describe_commands, unknown_command
-from liaison.dispatch import Dispatcher
+from liaison.protocol.commands import COMMANDS, describe_commands, unknown_command
+from liaison.server.dispatch import Dispatcher
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from liaison.core import InvalidMessage, RejectedMessage, dumps, parse_message
-from liaison.core.frames import DTYPES, Frame, decode_frame, encode_frame, split_frame
-from liaison.core.replies import partial_message, progress_message, success_reply
-from liaison.core.request import parse_frame
+from liaison.protocol.frames import DTYPES, Frame, decode_frame, encode_frame, split_frame
+from liaison.protocol.replies import partial_message, progress_message, success_reply
+from liaison.protocol.request import parse_frame
 
 SHAPES = [(), (0,), (5,), (2, 3), (2, 0, 4), (3, 1, 2)]
 
@@ -395,9 +395,9 @@ def test_replies_are_frames_only_for_binary_requests_with_arrays() -> None:
 
 def test_importing_the_server_does_not_import_numpy() -> None:
     code = (
-        "import sys, liaison.core.frames, liaison.core.replies, liaison.dispatch, "
-        "liaison.transports.websocket_server\n"
-        "from liaison.core.frames import encode_frame, decode_frame\n"
+        "import sys, liaison.protocol.frames, liaison.protocol.replies, liaison.server.dispatch, "
+        "liaison.server.transports.websocket_server\n"
+        "from liaison.protocol.frames import encode_frame, decode_frame\n"
         "frame = encode_frame({'r': b'x'})\n"
         "assert decode_frame(frame) == {'r': b'x'}\n"
         "assert 'numpy' not in sys.modules, 'numpy was imported'\n"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from liaison.core.errors import InvalidMessage
-from liaison.core.frames import encode_frame
-from liaison.core.lines import LineDecoder, binary_header, encode_text
+from liaison.protocol.errors import InvalidMessage
+from liaison.protocol.frames import encode_frame
+from liaison.protocol.lines import LineDecoder, binary_header, encode_text
 
 
 def feed_bytewise(decoder: LineDecoder, data: bytes) -> list[object]:

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from liaison.core import InvalidMessage, RejectedMessage
-from liaison.core.frames import decode_frame
-from liaison.core.number_lists import json_integer, native_items
-from liaison.core.request import parse_frame
+from liaison.protocol.frames import decode_frame
+from liaison.protocol.number_lists import json_integer, native_items
+from liaison.protocol.request import parse_frame
 
 from .test_frames import frame_of
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from liaison.core import InvalidMessage, RejectedMessage, parse_message
-from liaison.core.replies import rejection_reply
-from liaison.core.request import may_hold_dollar
+from liaison.protocol.replies import rejection_reply
+from liaison.protocol.request import may_hold_dollar
 
 
 def rejection(data: object) -> RejectedMessage:
@@ -105,7 +105,7 @@ def test_rejection_reply_has_type_message_evt_and_id() -> None:
         "message": "command must be an object, got number",
     }
     assert reply["error"][-1] == (
-        "liaison.core.errors.InvalidMessage: command must be an object, got number\n"
+        "liaison.protocol.errors.InvalidMessage: command must be an object, got number\n"
     )
 
 

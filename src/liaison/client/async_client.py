@@ -25,10 +25,10 @@ from websockets.asyncio.client import connect as websocket_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 from websockets.typing import Origin
 
-from ..core.encoding import dumps
-from ..core.errors import InvalidMessage
-from ..core.frames import decode_frame, encode_frame
-from ..transports.reads import limit_read_size
+from ..protocol.encoding import dumps
+from ..protocol.errors import InvalidMessage
+from ..protocol.frames import decode_frame, encode_frame
+from ..protocol.reads import limit_read_size
 from .errors import (
     CallTimeout,
     ClientError,

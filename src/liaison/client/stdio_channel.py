@@ -3,7 +3,7 @@
 
 It has the part of a websockets connection the client uses (``send``, ``close``, async
 iteration, ``close_code``/``close_reason``), so the client's message handling is the
-same over both transports. The framing is liaison.core.lines.
+same over both transports. The framing is liaison.protocol.lines.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import IO
 from websockets.exceptions import ConnectionClosed
 
 from ..constants import START_MARKER, STOP_MARKER
-from ..core.lines import LineDecoder, binary_header, encode_text
-from ..transports.reads import limit_read_size
+from ..protocol.lines import LineDecoder, binary_header, encode_text
+from ..protocol.reads import limit_read_size
 
 __all__ = ["StdioChannel"]
 

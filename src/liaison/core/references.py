@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from .encoding import NotPlainJSON, plain_json_default
-from .errors import NameNotFound
+from ..protocol.encoding import NotPlainJSON, plain_json_default
+from ..protocol.errors import NameNotFound
 from .names import REFERENCE_PREFIX
 
 __all__ = ["REF_KEY", "REPR_LIMIT", "References", "describe_reference", "needs_reference"]

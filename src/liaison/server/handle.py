@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .core.encoding import dumps
+from ..protocol.encoding import dumps
 from .execution import current_job, progress
 
 __all__ = ["Liaison"]

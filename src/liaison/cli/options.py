@@ -7,10 +7,10 @@ import gc
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .gui import GUI_LOOPS
-from .hostos import HostOS, current_host
-from .output import USER_OUTPUTS
-from .settings import DEFAULT_MAX_MESSAGE_SIZE
+from ..server.gui import GUI_LOOPS
+from ..server.hostos import HostOS, current_host
+from ..server.output import USER_OUTPUTS
+from ..server.settings import DEFAULT_MAX_MESSAGE_SIZE
 
 if TYPE_CHECKING:
     import argparse
@@ -74,7 +74,7 @@ def add_common_options(
     parser.add_argument(
         "--gui", metavar="TOOLKIT",
         help="run this GUI toolkit's event loop between commands, so their windows stay "
-        "alive: tk, qt (PySide6, PyQt6 or PyQt5), or module:Class of a liaison.gui.GuiLoop",
+        "alive: tk, qt (PySide6, PyQt6 or PyQt5), or module:Class of a liaison.server.gui.GuiLoop",
     )  # fmt: skip
     parser.add_argument(
         "--log-level",

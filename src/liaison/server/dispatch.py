@@ -10,11 +10,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .core import Companion, InvalidArguments
-from .core.commands import COMMANDS, describe_commands
-from .core.replies import request_error_reply, success_reply
-from .core.request import Request
-from .core.routing import CONTROL, REPLY, route
+from ..core import Companion, InvalidArguments
+from ..core.routing import CONTROL, REPLY, route
+from ..protocol.commands import COMMANDS, describe_commands
+from ..protocol.replies import request_error_reply, success_reply
+from ..protocol.request import Request
 from .execution import Executor, Sink
 
 __all__ = ["CONNECTION_OPTIONS", "Dispatcher", "configure"]

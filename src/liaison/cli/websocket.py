@@ -13,7 +13,11 @@ import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from .. import __version__
+from ..server.output import StandardOutput
+from ..server.runtime import Runtime
+from ..server.settings import Settings
+from ..server.transports.security import RedactingFormatter, is_loopback_host
 from .options import (
     COMMON_DEFAULTS,
     UsageError,
@@ -21,15 +25,11 @@ from .options import (
     check_gui_and_host,
     collect_from_now_on,
 )
-from .output import StandardOutput
-from .runtime import Runtime
-from .security import RedactingFormatter, is_loopback_host
-from .settings import Settings
 
 if TYPE_CHECKING:
     import argparse
 
-    from .io_thread import Transport, TransportHandlers
+    from ..server.io_thread import Transport, TransportHandlers
 
 __all__ = [
     "OPTION_DEFAULTS",
@@ -164,10 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _websocket_transport(settings: Settings, handlers: TransportHandlers) -> Transport:
-    from .lazy_import import imported_without
+    from ..core.lazy_import import imported_without
 
     with imported_without("importlib.metadata"):
-        from .transports.websocket_server import WebSocketTransport  # the websockets extra
+        from ..server.transports.websocket_server import WebSocketTransport  # the websockets extra
 
     return WebSocketTransport(settings, handlers)
 

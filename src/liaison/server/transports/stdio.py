@@ -17,13 +17,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..core.lines import LineDecoder, binary_header, encode_text
-from ..core.replies import error_reply
+from ...protocol.lines import LineDecoder, binary_header, encode_text
+from ...protocol.reads import READ_SIZE, limit_read_size
+from ...protocol.replies import error_reply
 from ..io_thread import TransportHandlers
 from ..settings import Settings
 from .inbox import LoopInbox
 from .outbox import CLOSED, CLOSING, OPEN, OUTBOX_HIGH_WATER_BYTES, QueuedConnection
-from .reads import READ_SIZE, limit_read_size
 
 __all__ = ["StdioConnection", "StdioTransport"]
 

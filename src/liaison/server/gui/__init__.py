@@ -56,8 +56,8 @@ class GuiLoop(ABC):
 
 # name -> "module:class", imported only when chosen (a toolkit costs start-up time).
 GUI_LOOPS: dict[str, str] = {
-    "tk": "liaison.gui.tk:TkLoop",
-    "qt": "liaison.gui.qt:QtLoop",
+    "tk": "liaison.server.gui.tk:TkLoop",
+    "qt": "liaison.server.gui.qt:QtLoop",
 }
 
 

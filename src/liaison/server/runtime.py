@@ -17,8 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .constants import START_MARKER, STOP_MARKER
-from .core import Companion
+from ..constants import START_MARKER, STOP_MARKER
+from ..core import Companion
 from .dispatch import Dispatcher
 from .execution import Executor
 from .gui import GuiLoop, create_gui_loop

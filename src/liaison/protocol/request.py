@@ -113,7 +113,7 @@ def parse_message(data: str | bytes | dict[str, Any]) -> Request:
     """Decode and validate one message.
 
     Raises :class:`RejectedMessage` wrapping a ``JSONDecodeError`` or an
-    :class:`~liaison.core.errors.InvalidMessage` naming the offending field.
+    :class:`~liaison.protocol.errors.InvalidMessage` naming the offending field.
     """
     message: Any
     if isinstance(data, dict):

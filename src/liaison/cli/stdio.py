@@ -16,7 +16,10 @@ import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from .. import __version__
+from ..server.output import StandardOutput
+from ..server.runtime import Runtime
+from ..server.settings import Settings
 from .options import (
     COMMON_DEFAULTS,
     UsageError,
@@ -24,13 +27,10 @@ from .options import (
     check_gui_and_host,
     collect_from_now_on,
 )
-from .output import StandardOutput
-from .runtime import Runtime
-from .settings import Settings
 
 if TYPE_CHECKING:
-    from .io_thread import Transport, TransportFactory, TransportHandlers
-    from .transports.stdio import StdioTransport
+    from ..server.io_thread import Transport, TransportFactory, TransportHandlers
+    from ..server.transports.stdio import StdioTransport
 
 __all__ = ["ADDRESS", "ChannelOutput", "build_parser", "main", "settings_from_args"]
 
@@ -145,7 +145,7 @@ _DEFAULTS = types.SimpleNamespace(**_OPTION_DEFAULTS)
 
 def _transport_factory(output: ChannelOutput) -> TransportFactory:
     def build(settings: Settings, handlers: TransportHandlers) -> Transport:
-        from .transports.stdio import StdioTransport
+        from ..server.transports.stdio import StdioTransport
 
         transport = StdioTransport(settings, handlers, output_fd=output.fd)
         output.transport = transport

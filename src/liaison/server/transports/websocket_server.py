@@ -19,12 +19,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HTTPRequest
 from websockets.http11 import Response as HTTPResponse
 
+from ...protocol.reads import limit_read_size
 from ..io_thread import TransportHandlers
-from ..security import check_handshake
 from ..settings import Settings
 from .inbox import LoopInbox
 from .outbox import CLOSED, CLOSING, OPEN, OUTBOX_HIGH_WATER_BYTES, QueuedConnection
-from .reads import limit_read_size
+from .security import check_handshake
 
 __all__ = ["Connection", "WebSocketTransport"]
 

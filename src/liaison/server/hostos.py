@@ -16,7 +16,7 @@ Three things differ between POSIX and Windows; :func:`host_for` picks how to do 
   blocks a thread on a handle to the parent process (Windows: ``OpenProcess`` and
   ``WaitForSingleObject``; Linux: ``os.pidfd_open`` and ``select``), since Windows never
   reparents.
-- ``handoff``: how the main thread waits for ordered jobs (``liaison.handoff``).
+- ``handoff``: how the main thread waits for ordered jobs (``liaison.server.handoff``).
   ``"pipe"`` blocks in ``os.read`` on a pipe that a put writes to with the GIL released;
   ``"queue"`` is a ``queue.SimpleQueue`` (Windows pipes cannot be made non-blocking
   before Python 3.12).

@@ -3,7 +3,7 @@
 Routing (:mod:`.routing`), argument checks, the ``commands`` command, the docs' tables
 and both clients' parity tests read this table. To add a command, add one
 :class:`Command` here and its handler: a :class:`~.companion.Companion` method for an
-ordered command, a :class:`~liaison.dispatch.Dispatcher` method for a control command.
+ordered command, a :class:`~liaison.server.dispatch.Dispatcher` method for a control command.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .core import CommandCancelled, CommandTimedOut, Companion, Request
-from .core.replies import partial_message, progress_message, request_error_reply, success_reply
+from ..core import CommandCancelled, CommandTimedOut, Companion, Request
+from ..protocol.replies import partial_message, progress_message, request_error_reply, success_reply
 from .handoff import OrderedQueue, new_ordered_queue
 from .hostos import HostOS, current_host, interrupt_main_thread
 
@@ -307,7 +307,7 @@ class Executor:
 
     def run_forever(self, gui: GuiLoop | None = None) -> None:
         """Run ordered jobs on this thread until :meth:`stop`; inside ``gui``'s event
-        loop if given (see liaison.gui)."""
+        loop if given (see liaison.server.gui)."""
         if self._main_thread != threading.get_ident():
             self.claim_main_thread()
         self._serving.set()
