@@ -465,11 +465,45 @@ def test_spawn_gives_up_on_a_silent_child(tmp_path: Path) -> None:
     assert "thinking" in caught.value.stderr
 
 
-def test_importing_without_websockets_says_what_to_install() -> None:
-    code = "import sys; sys.modules['websockets'] = None; import liaison.client"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 1
-    assert 'pip install "liaison-backend[websocket]"' in result.stderr
+# As if the websocket extra were not installed: importing websockets fails.
+WITHOUT_WEBSOCKETS = "import sys; sys.modules['websockets'] = None\n"
+INSTALL_THE_EXTRA = 'pip install "liaison-backend[websocket]"'
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": TESTS}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+
+
+def test_the_client_stands_on_the_wire_alone() -> None:
+    # Neither the Companion (liaison.core) nor the server, nor websockets before a
+    # WebSocket is opened: the modules a stdio client (or a Pyodide page) can do without.
+    result = run_python("import sys, liaison.client; print(*sorted(sys.modules))")
+    assert result.returncode == 0, result.stderr
+    loaded = result.stdout.split()
+    ours = {name for name in loaded if name.split(".")[0] == "liaison"}
+    assert {name for name in ours if name.split(".")[1:2] not in (["client"], ["protocol"])} == {
+        "liaison",
+        "liaison.constants",
+    }
+    assert [name for name in loaded if name.split(".")[0] == "websockets"] == []
+
+
+def test_without_websockets_the_stdio_client_works_and_a_websocket_names_the_extra() -> None:
+    code = WITHOUT_WEBSOCKETS + (
+        "from liaison.client import connect, spawn\n"
+        "with spawn(transport='stdio') as client:\n"
+        "    print(client.run('builtins:sum', [1, 2]))\n"
+        "for opening in (lambda: connect('ws://127.0.0.1:9'), spawn):\n"
+        "    try:\n"
+        "        opening()\n"
+        "    except ImportError as error:\n"
+        "        print(error)\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["3", *[f"a WebSocket needs the websockets package: "
+                                                 f"{INSTALL_THE_EXTRA}"] * 2]  # fmt: skip
 
 
 def test_numpy_arrays_and_bytes_travel_raw(remote: Client) -> None:

@@ -197,9 +197,7 @@ def test_closing_the_transport_hands_its_connection_to_on_close() -> None:
 def test_a_client_send_blocked_on_a_full_pipe_fails_when_the_child_goes() -> None:
     """In-process, over a real pipe pair: a send waiting for the child to read its stdin
     must end, not wait forever, once that pipe breaks (the child died or was killed)."""
-    from websockets.exceptions import ConnectionClosed
-
-    from liaison.client.stdio_channel import StdioChannel
+    from liaison.client.stdio_channel import ChannelClosed, StdioChannel
 
     async def scenario() -> None:
         child_stdin, our_stdin = os.pipe()
@@ -214,7 +212,7 @@ def test_a_client_send_blocked_on_a_full_pipe_fails_when_the_child_goes() -> Non
             await asyncio.wait({send}, timeout=0.2)  # the pipe is full: it waits
             assert not send.done()
             os.close(child_stdin)  # the child is gone
-            with pytest.raises(ConnectionClosed):
+            with pytest.raises(ChannelClosed):
                 await asyncio.wait_for(send, 10)
             await channel.close()
         os.close(child_stdout)

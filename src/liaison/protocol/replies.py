@@ -10,8 +10,11 @@ from .request import RejectedMessage, Request
 if TYPE_CHECKING:
     from .frames import Frame
 
-__all__ = ["encode", "error_reply", "partial_message", "progress_message", "rejection_reply",
-           "request_error_reply", "success_reply"]  # fmt: skip
+__all__ = ["REF_KEY", "encode", "error_reply", "partial_message", "progress_message",
+           "rejection_reply", "request_error_reply", "success_reply"]  # fmt: skip
+
+# A response that is a reference object (``"ref"`` requests) holds its name under this key.
+REF_KEY = "$ref"
 
 
 def encode(message: dict[str, Any], binary: bool = False) -> bytes | Frame:
