@@ -12,6 +12,7 @@ import websockets
 
 from conftest import LiaisonProcess, RawClient
 from liaison.client import Client, ConnectionLost, connect
+from liaison.protocol.commands import COMMANDS
 
 A = [0.5982758, 0.67019733, 0.68617796, 0.28764011]
 B = [0.41138649, 1.67023998, 1.0420896, 1.49671732]
@@ -34,9 +35,7 @@ def test_the_seed_ttest(client: RawClient) -> None:
 
 def test_the_command_list_and_the_server_in_the_namespace(remote: Client) -> None:
     # Each command's behaviour: tests/test_client.py::test_every_command, same server code.
-    assert {"get", "exists", "init", "run", "try", "register", "store", "ping", "cancel",
-            "shutdown", "names", "describe", "commands", "configure", "release",
-            } == set(remote.commands())  # fmt: skip
+    assert set(remote.commands()) == set(COMMANDS)
     assert remote.get("liaison").startswith("<Liaison 127.0.0.1:")
 
 

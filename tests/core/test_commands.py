@@ -65,6 +65,29 @@ def test_the_docs_list_exactly_the_declared_commands(document: str) -> None:
     assert sorted(documented_commands(ROOT / document, "## Commands")) == sorted(COMMANDS)
 
 
+def backticked_names(text: str) -> set[str]:
+    """The names in ``text`` written as code: `name`, `name(...)`, ``name``."""
+    return set(re.findall(r"`+(\w+)[`(]", text))
+
+
+def paragraph(text: str, opening: str) -> str:
+    start = text.index(opening)
+    return text[start : text.index("\n\n", start)]
+
+
+def test_the_lists_of_client_methods_name_every_command() -> None:
+    import liaison.client
+
+    methods = {command.method for command in COMMANDS.values()}
+    readme = paragraph((ROOT / "README.md").read_text(), "`connect(url, token=None")
+    docstring = paragraph(liaison.client.__doc__ or "", "The command methods")
+    js_readme = (ROOT / "clients/js/README.md").read_text()
+    js_table = paragraph(js_readme, "| method | command |")
+    for where, text in [("README.md", readme), ("liaison.client's docstring", docstring),
+                        ("clients/js/README.md", js_table)]:  # fmt: skip
+        assert sorted(methods - backticked_names(text)) == [], f"{where} misses them"
+
+
 def test_both_python_clients_have_a_method_per_command() -> None:
     pytest.importorskip("websockets")
     from liaison.client import AsyncClient, Client

@@ -23,7 +23,8 @@ asyncio code mirrors it::
 
 The command methods (``run``, ``attempt`` for ``try``, ``get``, ``exists``, ``init``,
 ``register``, ``store``, ``ping``, ``names``, ``describe``, ``commands``, ``cancel``,
-``shutdown``) pass their keyword arguments on to the remote call untouched; per-call
+``release``, ``configure``, ``shutdown``) pass their keyword arguments on to the remote
+call untouched; per-call
 options (``timeout``, ``concurrent``, ``on_progress``, ``on_partial``, ``binary``,
 ``id``) belong to :meth:`Client.call`, the full form. Error replies raise
 :class:`RemoteError` (``.type``, ``.message``, ``.traceback``, ``.reply``).
