@@ -34,7 +34,7 @@ def test_the_seed_ttest(client: RawClient) -> None:
 
 
 def test_the_command_list_and_the_server_in_the_namespace(remote: Client) -> None:
-    # Each command's behaviour: tests/test_client.py::test_every_command, same server code.
+    # Each command's behaviour: tests/client/test_client.py::test_every_command, same server code.
     assert set(remote.commands()) == set(COMMANDS)
     assert remote.get("liaison").startswith("<Liaison 127.0.0.1:")
 
