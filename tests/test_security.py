@@ -579,9 +579,9 @@ def test_storing_under_a_dotted_or_empty_name_is_refused(client: RawClient, name
         assert error_type(client.ask(client.command(command, *args))) == "InvalidArguments"
 
 
-def test_dunder_names_can_be_stored_as_in_liaison_1(fresh_liaison: InProcessServer) -> None:
+def test_dunder_names_can_be_stored_as_in_liaison_1(liaison: InProcessServer) -> None:
     # A stored name is a key of the namespace, never an attribute walked.
-    client = RawClient(fresh_liaison.url)
+    client = RawClient(liaison.url)
     try:
         assert client.call("store", "__version__", "1.0") == "__version__"
         assert client.call("register", "f_globals", "json:dumps") == "f_globals"

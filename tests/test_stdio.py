@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 import pytest
 
-from conftest import START, STOP, TESTS, StdioClient
+from conftest import START, STOP, TESTS, InProcessStdioClient, StdioClient
+from inprocess import InProcessServer
 from liaison.server.io_thread import TransportHandlers
 from liaison.server.settings import Settings
 from liaison.server.transports.inbox import LoopInbox
@@ -67,8 +68,10 @@ def test_eof_and_sigterm_stop_the_running_command_and_exit_0(how: str) -> None:
     assert "Traceback" not in client.stderr.decode()
 
 
+@pytest.mark.in_process
 def test_oversized_messages_get_an_error_reply_and_the_next_one_is_read() -> None:
-    client = StdioClient("--max-message-size", "1KiB")
+    server = InProcessServer.start("stdio", "--max-message-size", "1KiB")
+    client = InProcessStdioClient(server)
     try:
         client.send_raw('{"padding": "' + "x" * 2000 + '"}')
         reply = client.receive()
@@ -78,7 +81,8 @@ def test_oversized_messages_get_an_error_reply_and_the_next_one_is_read() -> Non
         assert "binary frame of 5000 bytes" in client.receive()["exception"]["message"]
         assert client.call("ping") == "pong"
     finally:
-        assert client.close() == 0
+        client.kill()
+        server.close()
 
 
 def test_the_markers_name_stdio_and_no_port_is_opened() -> None:
