@@ -135,7 +135,7 @@ def spawn_liaison(
 @pytest.fixture
 def liaison() -> Iterator[InProcessServer]:
     """A WebSocket liaison in this process (inprocess.InProcessServer): the test's body
-    runs on another thread, its ordered commands on the main one (pytest_pyfunc_call)."""
+    runs on another thread, its ordered commands on the main one (pytest_runtest_protocol)."""
     server = InProcessServer.start("websocket")
     yield server
     server.close()
