@@ -20,8 +20,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import client as C
 import servers as S
+
+import client as C
 
 
 def spec(variant: str) -> S.ServerSpec:

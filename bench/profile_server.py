@@ -24,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import client as C
 from servers import BENCH, Server, liaison_spec
+
+import client as C
 
 
 def py_spy() -> str:

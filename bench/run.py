@@ -30,7 +30,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import client as C
 import instructions
 import stdio_rows
 from servers import (
@@ -42,6 +41,8 @@ from servers import (
     floor_spec,
     liaison_spec,
 )
+
+import client as C
 
 # --- the table's rows --------------------------------------------------------------------
 

@@ -16,9 +16,10 @@ import sys
 from time import perf_counter as perf
 from typing import Any
 
-import client as C
 import orjson
 from servers import Server, clean_env
+
+import client as C
 
 ROWS = ["stdio_seq_ping_median_us", "stdio_pipe_ping_rate", "stdio_payload_ms"]
 START_LINE = b"LIAISON:CONNECTED@stdio\n"

@@ -1,4 +1,7 @@
-"""Shared fixtures: real `python -m liaison.websocket` processes and raw WebSocket clients."""
+"""Shared fixtures: liaisons in this process (``liaison``, ``client``) or real
+`python -m liaison.websocket` / `python -m liaison.stdio` processes (``fresh_liaison``,
+``spawn_liaison``, ``StdioClient``; for signals, markers, exit codes, parent death), and
+raw clients."""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from typing import Any
 import orjson
 import pytest
 from websockets.sync.client import ClientConnection, connect
+
+from inprocess import InProcessServer
 
 TESTS = os.path.dirname(os.path.abspath(__file__))  # so the liaison can import remote_helpers
 START = "LIAISON:CONNECTED@"
@@ -127,12 +132,55 @@ def spawn_liaison(
     return started
 
 
-@pytest.fixture(scope="module")
-def liaison() -> Iterator[LiaisonProcess]:
-    """One liaison shared by a test module."""
-    process = spawn_liaison()
-    yield process
-    process.stop()
+@pytest.fixture
+def liaison() -> Iterator[InProcessServer]:
+    """A WebSocket liaison in this process (inprocess.InProcessServer): the test's body
+    runs on another thread, its ordered commands on the main one (pytest_runtest_protocol)."""
+    server = InProcessServer.start("websocket")
+    yield server
+    server.close()
+
+
+IN_PROCESS_FIXTURES = {"liaison", "client"}
+
+
+def uses_in_process_liaison(item: pytest.Item) -> bool:
+    """A fixture that starts one, or the in_process mark (for getfixturevalue)."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return bool(IN_PROCESS_FIXTURES & fixtures) or item.get_closest_marker("in_process") is not None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # pytest-timeout's SIGALRM cannot be cancelled from the test's thread (below).
+    for item in items:
+        if uses_in_process_liaison(item):
+            item.add_marker(pytest.mark.timeout(method="thread"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """A test with an in-process liaison runs (fixtures, body, teardown) on a thread of
+    its own, while the main thread runs the liaison's ordered commands, as a liaison
+    process's main thread does (InProcessServer.serve)."""
+    if not uses_in_process_liaison(item):
+        return None
+    from _pytest.runner import runtestprotocol
+
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+
+    def run() -> None:
+        try:
+            runtestprotocol(item, nextitem=nextitem, log=True)
+        finally:
+            InProcessServer.main_thread_work.put(None)
+
+    thread = threading.Thread(target=run, name="test", daemon=True)
+    thread.start()
+    while (work := InProcessServer.main_thread_work.get()) is not None:
+        work()
+    thread.join()
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 
 
 @pytest.fixture
@@ -218,15 +266,20 @@ class StdioClient(RawClient):
             stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": TESTS, **(env or {})},
         )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._attach(self.process.stdin, self.process.stdout, self.process.stderr)
+
+    def _attach(self, stdin: Any, stdout: Any, stderr: Any = None) -> None:
+        """Speak over the ``stdin`` and ``stdout`` pipes (file objects); read the start marker."""
+        self.stdin, self.stdout = stdin, stdout
         self.lines: queue.Queue[str | bytes | None] = queue.Queue()  # None: EOF
         self.stderr = bytearray()
         self._stderr_grew = threading.Condition()
         self._count = 0
         self.backlog = []
-        self._readers = [
-            threading.Thread(target=self._read_stdout, daemon=True),
-            threading.Thread(target=self._read_stderr, daemon=True),
-        ]
+        self._readers = [threading.Thread(target=self._read_stdout, daemon=True)]
+        if stderr is not None:
+            self._readers.append(threading.Thread(target=self._read_stderr, daemon=True))
         for reader in self._readers:
             reader.start()
         first = self.lines.get(timeout=20)
@@ -235,11 +288,10 @@ class StdioClient(RawClient):
             raise RuntimeError(f"no start marker but {first!r}; stderr={self.stderr!r}")
 
     def _read_stdout(self) -> None:
-        from liaison.core.lines import LineDecoder
+        from liaison.protocol.lines import LineDecoder
 
-        assert self.process.stdout is not None
         decoder = LineDecoder(2**31)
-        while chunk := self.process.stdout.read1(2**20):
+        while chunk := self.stdout.read1(2**20):
             for message in decoder.feed(chunk):
                 assert not isinstance(message, Exception), message
                 self.lines.put(message)
@@ -259,14 +311,13 @@ class StdioClient(RawClient):
         assert found, f"{text!r} not on stderr within {timeout} s: {bytes(self.stderr)!r}"
 
     def send_raw(self, data: str | bytes) -> None:
-        from liaison.core.lines import binary_header, encode_text
+        from liaison.protocol.lines import binary_header, encode_text
 
-        assert self.process.stdin is not None
         if isinstance(data, str):
-            self.process.stdin.write(encode_text(data.encode()))
+            self.stdin.write(encode_text(data.encode()))
         else:
-            self.process.stdin.write(binary_header(len(data)) + data + b"\n")
-        self.process.stdin.flush()
+            self.stdin.write(binary_header(len(data)) + data + b"\n")
+        self.stdin.flush()
 
     def recv(self, timeout: float = 10.0) -> str | bytes:
         try:
@@ -294,15 +345,36 @@ class StdioClient(RawClient):
             reader.join(5)
 
 
+class InProcessStdioClient(StdioClient):
+    """A StdioClient speaking to an in-process stdio liaison over its pipe pair."""
+
+    def __init__(self, server: InProcessServer) -> None:
+        self.process = None  # type: ignore[assignment]
+        stdin = open(server.input_w, "wb")  # noqa: SIM115 - closed by close()
+        self._attach(stdin, open(server.output_r, "rb"))  # noqa: SIM115 - and by kill()
+
+    def close(self, timeout: float = 10.0) -> None:  # type: ignore[override]
+        """Close stdin, which stops the liaison (its stdin's EOF)."""
+        with contextlib.suppress(OSError):
+            self.stdin.close()
+
+    def kill(self) -> None:
+        self.close()
+        self.stdout.close()
+
+
 @pytest.fixture(params=["websocket", "stdio"])
 def client(request: pytest.FixtureRequest) -> Iterator[RawClient]:
-    """A raw client over each transport: the shared WebSocket liaison, or a stdio child
-    of its own (a stdio liaison has one peer)."""
+    """A raw client over each transport, to a liaison in this process (a stdio liaison
+    has one peer: a liaison of its own)."""
     raw: RawClient
     if request.param == "websocket":
         raw = RawClient(request.getfixturevalue("liaison").url)
     else:
-        raw = StdioClient()
+        server = InProcessServer.start("stdio")
+        request.addfinalizer(server.close)
+        raw = InProcessStdioClient(server)
+        request.addfinalizer(raw.kill)
     yield raw
     raw.close()
 
@@ -354,6 +426,7 @@ def free_port() -> int:
 
 
 __all__: Sequence[str] = [
-    "LiaisonProcess", "RawClient", "StdioClient", "free_port", "require_tool", "spawn_liaison",
+    "InProcessServer", "InProcessStdioClient", "LiaisonProcess", "RawClient", "StdioClient",
+    "free_port", "require_tool", "spawn_liaison",
     "stdout_when_the_launcher_dies",
 ]  # fmt: skip

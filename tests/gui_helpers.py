@@ -43,7 +43,7 @@ def start_tk_ticker(interval_ms: int = 20) -> str:
 
 def start_qt_ticker(interval_ms: int = 20) -> str:
     """Open a Qt window whose ``QTimer`` counts ``ticks("qt")``."""
-    from liaison.gui.qt import qt_modules
+    from liaison.server.gui.qt import qt_modules
 
     core, widgets, _ = qt_modules()
     label = widgets.QLabel("0")

@@ -1,21 +1,31 @@
-"""The liaison's layers wired as the runtime wires them, with no transport: messages in,
+"""The liaison's layers in the test process.
+
+``InProcessLiaison``: wired as the runtime wires them, with no transport: messages in,
 replies out, by plain calls on this thread (ordered commands run here, as on the main
-thread of a real liaison)."""
+thread of a real liaison). ``InProcessServer``: the full stack, a real transport
+included, for tests that need no process of their own."""
 
 from __future__ import annotations
 
 import itertools
+import os
+import queue
+import signal
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
 
 import orjson
 
+from liaison.constants import START_MARKER
 from liaison.core import Companion
-from liaison.core.encoding import loads
-from liaison.dispatch import Dispatcher
-from liaison.execution import Executor
-from liaison.handle import Liaison
+from liaison.protocol.encoding import loads
+from liaison.server.dispatch import Dispatcher
+from liaison.server.execution import Executor
+from liaison.server.handle import Liaison
+from liaison.server.hostos import current_host
+from liaison.server.io_thread import IOThread, Transport, TransportFactory, TransportHandlers
+from liaison.server.settings import Settings
 
 
 class RecordingSink:
@@ -100,3 +110,126 @@ class InProcessLiaison:
 
     def _count_stop(self) -> None:
         self.stop_requests += 1
+
+
+class InProcessServer:
+    """A whole liaison in this process, wired as ``Runtime`` wires it: a real transport
+    (WebSocket on loopback, or stdio over a pipe pair) on its own I/O thread, the real
+    dispatcher and executor; no start marker, signals or stdout of its own.
+
+    The executor's ordered loop must run on the main thread (a cancel or timeout
+    interrupts it with a signal, whose Python handler runs there only), and the I/O
+    thread starts there (the signal wakeup fd). So a test that uses one runs on another
+    thread (conftest's ``pytest_runtest_protocol``) while the main thread does the
+    :attr:`main_thread_work`: :meth:`start` has it build a server and serve it until it
+    stops, as a liaison process's main thread does.
+    """
+
+    main_thread_work: ClassVar[queue.Queue[Callable[[], None] | None]] = queue.Queue()
+
+    @classmethod
+    def start(
+        cls, transport: str = "websocket", *options: str, environ: dict[str, str] | None = None
+    ) -> InProcessServer:
+        """A server with the settings the command line makes of ``options`` (and of
+        ``environ``), built and served on the main thread; call from the test's thread."""
+        assert threading.current_thread() is not threading.main_thread(), (
+            "an in-process liaison needs the test on a thread of its own: use the liaison or "
+            "client fixture, or mark the test in_process"
+        )
+        made: queue.Queue[InProcessServer | BaseException] = queue.Queue()
+
+        def build_and_serve() -> None:
+            try:
+                server = cls(transport, settings_from_options(transport, options, environ or {}))
+            except BaseException as error:
+                made.put(error)
+                return
+            made.put(server)
+            server.serve()
+
+        cls.main_thread_work.put(build_and_serve)
+        server = made.get(timeout=30)
+        if isinstance(server, BaseException):
+            raise server
+        return server
+
+    def __init__(self, transport: str, settings: Settings) -> None:
+        self.settings = settings
+        host_os = self.settings.host_os or current_host()
+        self._interrupt_signal = host_os.interrupt_signal
+        self.companion = Companion(self.settings.allowed_modules)
+        self.io = IOThread(self.settings, self._factory(transport), host_os)
+        self.executor = Executor(self.companion, call_later=self.io.call_later, host=host_os)
+        self.dispatcher = Dispatcher(self.companion, self.executor, request_stop=self.stop)
+        self._closed = threading.Event()
+        self.address = self.io.start(
+            TransportHandlers(self.dispatcher.handle, self.dispatcher.on_close, self.stop)
+        )
+        self.companion.namespace["liaison"] = Liaison(self.address, self.io.broadcast, self.stop)
+        self.host, _, port = self.address.rpartition(":")
+        self.port = int(port) if port.isdigit() else 0
+        if transport == "stdio":  # the start marker first, as ChannelOutput writes it
+            os.write(self._output_w, f"{START_MARKER}@{self.address}\n".encode())
+            self.io.transport.start_reading()
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.address}"
+
+    def _factory(self, transport: str) -> TransportFactory:
+        if transport == "websocket":
+            from liaison.server.transports.websocket_server import WebSocketTransport
+
+            return WebSocketTransport
+        from liaison.server.transports.stdio import StdioTransport
+
+        # The liaison reads input_r and writes output_w; its peer has the other ends.
+        self._input_r, self.input_w = os.pipe()
+        self.output_r, self._output_w = os.pipe()
+
+        def build(settings: Settings, handlers: TransportHandlers) -> Transport:
+            return StdioTransport(
+                settings, handlers, input_fd=self._input_r, output_fd=self._output_w
+            )
+
+        return build
+
+    def stop(self) -> None:
+        """What the liaison's stop does here: end the ordered loop (any thread)."""
+        self.executor.stop()
+
+    def serve(self) -> None:
+        """Run ordered commands on this (main) thread until :meth:`stop`, then close
+        every connection and the I/O thread (and the liaison's pipe ends)."""
+        previous = signal.getsignal(self._interrupt_signal)
+        try:
+            self.executor.run_forever()
+        finally:
+            signal.signal(self._interrupt_signal, previous)
+            self.io.shutdown()
+            if hasattr(self, "_input_r"):
+                os.close(self._input_r)
+                os.close(self._output_w)
+            self._closed.set()
+
+    def close(self) -> None:
+        """Stop, and wait until :meth:`serve` has closed everything (any thread)."""
+        self.stop()
+        assert self._closed.wait(30), "the in-process liaison did not close"
+
+
+def settings_from_options(
+    transport: str, options: Iterable[str], environ: dict[str, str]
+) -> Settings:
+    """The settings ``python -m liaison.TRANSPORT`` makes of ``options`` (on 127.0.0.1:0;
+    no parent to watch here)."""
+    if transport == "websocket":
+        from liaison.cli import websocket
+
+        args = websocket.parse_args(["127.0.0.1:0", *options, "--no-watch-parent"])
+        return websocket.settings_from_args(args, environ)
+    from liaison.cli import stdio
+
+    args = stdio.build_parser().parse_args([*options, "--no-watch-parent"])
+    return stdio.settings_from_args(args, environ)

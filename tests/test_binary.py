@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 
 from conftest import RawClient
-from liaison.core.frames import decode_frame, encode_frame
+from liaison.protocol.frames import decode_frame, encode_frame
 
 
 def binary_reply(client: RawClient, message: dict[str, Any]) -> dict[str, Any]:

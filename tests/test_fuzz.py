@@ -17,13 +17,14 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from conftest import LiaisonProcess, RawClient, spawn_liaison
+from conftest import RawClient
+from inprocess import InProcessServer
 from liaison.core import Companion, Request
-from liaison.core.commands import COMMANDS
-from liaison.core.errors import ResolutionError
 from liaison.core.names import is_refused_name
-from liaison.core.replies import error_reply, success_reply
 from liaison.core.routing import Action, route
+from liaison.protocol.commands import COMMANDS
+from liaison.protocol.errors import ResolutionError
+from liaison.protocol.replies import error_reply, success_reply
 
 ALLOWED_MODULES = ("json", "math")
 # Every command but shutdown, which would stop the liaison of the socket tests.
@@ -171,11 +172,12 @@ def test_actualizing_random_arguments_fails_only_with_resolution_errors(value: A
 # -- over the real socket ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def fuzzed_liaison() -> Iterator[LiaisonProcess]:
-    process = spawn_liaison(*[arg for m in ALLOWED_MODULES for arg in ("--allow-module", m)])
-    yield process
-    process.stop()
+@pytest.fixture
+def fuzzed_liaison() -> Iterator[InProcessServer]:
+    options = [arg for m in ALLOWED_MODULES for arg in ("--allow-module", m)]
+    server = InProcessServer.start("websocket", *options)
+    yield server
+    server.close()
 
 
 def wire_message(message: dict[str, Any]) -> str | None:
@@ -190,12 +192,14 @@ def wire_message(message: dict[str, Any]) -> str | None:
     max_examples=3,
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],  # shrinking a batch takes minutes
+    # One liaison for every batch, as over one long-lived connection.
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.large_base_example],
+                           HealthCheck.large_base_example, HealthCheck.function_scoped_fixture],
 )  # fmt: skip
+@pytest.mark.in_process
 @given(st.lists(st.one_of(messages, messages, st.text(max_size=40)), min_size=100, max_size=150))
 def test_random_messages_over_one_connection_each_get_one_reply(
-    fuzzed_liaison: LiaisonProcess, batch: list[dict[str, Any] | str]
+    fuzzed_liaison: InProcessServer, batch: list[dict[str, Any] | str]
 ) -> None:
     client = RawClient(fuzzed_liaison.url)
     try:

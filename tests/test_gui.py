@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import STOP, LiaisonProcess, RawClient, StdioClient, spawn_liaison
-from liaison.gui import GuiLoop, create_gui_loop
+from liaison.server.gui import GuiLoop, create_gui_loop
 
 REQUIRED = os.environ.get("LIAISON_REQUIRE_GUI") == "1"
 WINDOWS_CHOICES = "wakeup=recv,interrupt=simulated,parent_watch=process-handle,handoff=queue"
@@ -64,7 +64,7 @@ _qt_failure: list[str] = []  # why Qt cannot open a window here, found out once
 
 def _qt_available(display: str) -> None:
     try:
-        from liaison.gui.qt import qt_modules
+        from liaison.server.gui.qt import qt_modules
 
         qt_modules()
     except ImportError:
@@ -72,7 +72,7 @@ def _qt_available(display: str) -> None:
     if not _qt_failure:
         # Qt aborts the process when its platform plugin cannot load (missing X libraries).
         done = subprocess.run(
-            [sys.executable, "-c", "from liaison.gui.qt import qt_modules; "
+            [sys.executable, "-c", "from liaison.server.gui.qt import qt_modules; "
              "qt_modules()[1].QApplication([])"],
             env={**os.environ, "DISPLAY": display}, capture_output=True, timeout=60,
         )  # fmt: skip

@@ -20,9 +20,9 @@ from websockets.exceptions import ConnectionClosedError
 
 from conftest import STOP, LiaisonProcess, RawClient, StdioClient, spawn_liaison
 from inprocess import InProcessLiaison, RecordingSink, message
-from liaison.core.encoding import loads
-from liaison.core.frames import decode_frame, encode_frame
-from liaison.core.json_fallback import MAX_DEPTH
+from liaison.protocol.encoding import loads
+from liaison.protocol.frames import decode_frame, encode_frame
+from liaison.protocol.json_fallback import MAX_DEPTH
 
 
 def nested_text(levels: int, inner: str = "0") -> str:

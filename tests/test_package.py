@@ -15,7 +15,7 @@ import pytest
 
 import liaison
 from liaison.core import CommandCancelled, CommandTimedOut
-from liaison.core.replies import error_reply
+from liaison.protocol.replies import error_reply
 
 SOURCE = Path(liaison.__file__).parent
 
@@ -53,7 +53,7 @@ def test_no_export_shadows_a_builtin(name: str) -> None:
 
 
 def test_the_package_exports_resolve() -> None:
-    assert liaison.progress is importlib.import_module("liaison.execution").progress
+    assert liaison.progress is importlib.import_module("liaison.server.execution").progress
     assert liaison.Companion is importlib.import_module("liaison.core").Companion
 
 
@@ -65,7 +65,7 @@ def test_the_package_exports_resolve() -> None:
 def test_cancelled_and_timed_out_keep_their_wire_names(error: Exception, wire_name: str) -> None:
     reply = orjson.loads(error_reply(error, {"id": 1}, 1))
     assert reply["exception"] == {"type": wire_name, "message": str(error)}
-    assert reply["error"] == [f"liaison.core.errors.{wire_name}: {error}\n"]
+    assert reply["error"] == [f"liaison.protocol.errors.{wire_name}: {error}\n"]
 
 
 def imports_of(path: Path, name: str) -> set[str]:

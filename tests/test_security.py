@@ -25,6 +25,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import LiaisonProcess, RawClient, spawn_liaison
+from inprocess import InProcessServer
+
+# Liaisons in this process, and a few processes: for the command line, logs and memory.
+pytestmark = pytest.mark.in_process
 
 TOKEN = "s3cr3t+/=&Tok"  # characters that must be URL-encoded, to test the query form
 TOKEN_QUERY = "/?token=" + quote(TOKEN, safe="")
@@ -95,12 +99,12 @@ def token_liaison() -> Iterator[LiaisonProcess]:
     process.stop()
 
 
-@pytest.fixture(scope="module")
-def restricted() -> Iterator[LiaisonProcess]:
+@pytest.fixture
+def restricted() -> Iterator[InProcessServer]:
     """A liaison that lets clients import only json (and its submodules)."""
-    process = spawn_liaison("--allow-module", "json")
-    yield process
-    process.stop()
+    server = InProcessServer.start("websocket", "--allow-module", "json")
+    yield server
+    server.close()
 
 
 # -- Origin ---------------------------------------------------------------------------
@@ -122,7 +126,7 @@ def restricted() -> Iterator[LiaisonProcess]:
     ],
 )
 def test_foreign_origins_are_refused_before_the_upgrade(
-    liaison: LiaisonProcess, origin: str
+    liaison: InProcessServer, origin: str
 ) -> None:
     status, body = handshake_response(liaison.url, origin=origin)
     assert status == 403
@@ -141,13 +145,13 @@ def test_foreign_origins_are_refused_before_the_upgrade(
         "http://[::1]:3000",
     ],
 )
-def test_local_origins_and_none_are_let_in(liaison: LiaisonProcess, origin: str | None) -> None:
+def test_local_origins_and_none_are_let_in(liaison: InProcessServer, origin: str | None) -> None:
     assert handshake(liaison.url, origin=origin) == 101
 
 
 @pytest.mark.parametrize("origin", ["null", "file://"])
 def test_null_and_file_origins_are_refused_by_default_naming_the_flag(
-    liaison: LiaisonProcess, origin: str
+    liaison: InProcessServer, origin: str
 ) -> None:
     # null: a sandboxed frame of any web site (or a local file in Chromium and Firefox);
     # file://: a local HTML file in Electron (see docs/security.md).
@@ -159,15 +163,15 @@ def test_null_and_file_origins_are_refused_by_default_naming_the_flag(
 
 @pytest.mark.parametrize(("allowed", "other"), [("null", "file://"), ("file://", "null")])
 def test_allow_origin_null_or_file_admits_that_origin_alone(allowed: str, other: str) -> None:
-    process = spawn_liaison("--allow-origin", allowed)
+    server = InProcessServer.start("websocket", "--allow-origin", allowed)
     try:
-        assert handshake(process.url, origin=allowed) == 101
-        assert handshake(process.url, origin=allowed.upper()) == 101  # origins are case-blind
-        assert handshake(process.url, origin=other) == 403
-        assert handshake(process.url, origin="https://evil.example") == 403
-        assert handshake(process.url) == 101  # native clients, as ever
+        assert handshake(server.url, origin=allowed) == 101
+        assert handshake(server.url, origin=allowed.upper()) == 101  # origins are case-blind
+        assert handshake(server.url, origin=other) == 403
+        assert handshake(server.url, origin="https://evil.example") == 403
+        assert handshake(server.url) == 101  # native clients, as ever
     finally:
-        process.stop()
+        server.close()
 
 
 def test_a_refusal_is_logged_once_at_info_level_with_the_origin_and_no_secret() -> None:
@@ -187,29 +191,29 @@ def test_a_refusal_is_logged_once_at_info_level_with_the_origin_and_no_secret() 
 
 
 def test_allow_origin_is_an_exact_match() -> None:
-    process = spawn_liaison("--allow-origin", "https://app.example")
+    server = InProcessServer.start("websocket", "--allow-origin", "https://app.example")
     try:
-        assert handshake(process.url, origin="https://app.example") == 101
-        assert handshake(process.url, origin="https://app.example/") == 101
+        assert handshake(server.url, origin="https://app.example") == 101
+        assert handshake(server.url, origin="https://app.example/") == 101
         for near_miss in (
             "http://app.example",
             "https://app.example:8443",
             "https://app.example.evil.example",
             "https://evil.app.example",
         ):
-            assert handshake(process.url, origin=near_miss) == 403, near_miss
-        assert handshake(process.url, origin="http://localhost:3000") == 101  # defaults stay
+            assert handshake(server.url, origin=near_miss) == 403, near_miss
+        assert handshake(server.url, origin="http://localhost:3000") == 101  # defaults stay
     finally:
-        process.stop()
+        server.close()
 
 
 def test_allow_origin_star_lets_every_origin_in_but_keeps_the_host_check() -> None:
-    process = spawn_liaison("--allow-origin", "*")
+    server = InProcessServer.start("websocket", "--allow-origin", "*")
     try:
-        assert handshake(process.url, origin="https://evil.example") == 101
-        assert raw_handshake(process.port, {"Host": f"evil.example:{process.port}"}) == 403
+        assert handshake(server.url, origin="https://evil.example") == 101
+        assert raw_handshake(server.port, {"Host": f"evil.example:{server.port}"}) == 403
     finally:
-        process.stop()
+        server.close()
 
 
 # -- Host (DNS rebinding) ---------------------------------------------------------------
@@ -221,23 +225,23 @@ def test_allow_origin_star_lets_every_origin_in_but_keeps_the_host_check() -> No
      "localhost.evil.example:{port}", "10.0.0.1:{port}", "[::2]:{port}", "",
      "127.0.0.1:{port}, evil.example", "127.0.0.1:evil.example", "[::1]evil.example"],
 )  # fmt: skip
-def test_a_foreign_host_header_is_refused(liaison: LiaisonProcess, host: str) -> None:
+def test_a_foreign_host_header_is_refused(liaison: InProcessServer, host: str) -> None:
     status = raw_handshake(liaison.port, {"Host": host.format(port=liaison.port)})
     assert status in (403, 421)
 
 
-def test_a_request_without_host_header_is_a_bad_request(liaison: LiaisonProcess) -> None:
+def test_a_request_without_host_header_is_a_bad_request(liaison: InProcessServer) -> None:
     assert raw_handshake(liaison.port, {}) == 400  # RFC 9112, 3.2
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}",
                                   "127.0.0.9", "LOCALHOST:{port}"])  # fmt: skip
-def test_loopback_host_headers_are_let_in(liaison: LiaisonProcess, host: str) -> None:
+def test_loopback_host_headers_are_let_in(liaison: InProcessServer, host: str) -> None:
     assert raw_handshake(liaison.port, {"Host": host.format(port=liaison.port)}) == 101
 
 
 def test_rebinding_is_refused_even_from_an_allowed_looking_origin(
-    liaison: LiaisonProcess,
+    liaison: InProcessServer,
 ) -> None:
     # The page at evil.example (now resolving to 127.0.0.1) talks to "its own" host.
     headers = {
@@ -279,7 +283,7 @@ def test_a_duplicated_host_origin_or_authorization_header_is_a_bad_request() -> 
 
 
 def test_the_token_is_accepted_in_the_query_and_as_a_bearer_header(
-    token_liaison: LiaisonProcess,
+    token_liaison: InProcessServer,
 ) -> None:
     assert handshake(token_liaison.url + TOKEN_QUERY) == 101
     bearer = {"Authorization": f"Bearer {TOKEN}"}
@@ -291,7 +295,7 @@ def test_the_token_is_accepted_in_the_query_and_as_a_bearer_header(
         client.close()
 
 
-def test_a_missing_token_is_401_and_a_wrong_one_403(token_liaison: LiaisonProcess) -> None:
+def test_a_missing_token_is_401_and_a_wrong_one_403(token_liaison: InProcessServer) -> None:
     url = token_liaison.url
     assert handshake(url) == 401
     assert handshake(url + "/?token=") == 401
@@ -302,7 +306,7 @@ def test_a_missing_token_is_401_and_a_wrong_one_403(token_liaison: LiaisonProces
     assert handshake(url, additional_headers={"Authorization": f"Basic {TOKEN}"}) == 401
 
 
-def test_a_token_does_not_excuse_a_foreign_origin_or_host(token_liaison: LiaisonProcess) -> None:
+def test_a_token_does_not_excuse_a_foreign_origin_or_host(token_liaison: InProcessServer) -> None:
     assert handshake(token_liaison.url + TOKEN_QUERY, origin="https://evil.example") == 403
     # A token in a URL leaks through history and logs: the origin check stays in force.
     assert handshake(token_liaison.url + TOKEN_QUERY, origin="null") == 403
@@ -311,7 +315,7 @@ def test_a_token_does_not_excuse_a_foreign_origin_or_host(token_liaison: Liaison
     assert raw_handshake(token_liaison.port, headers) == 403
 
 
-def test_the_token_is_never_logged_echoed_or_inherited(token_liaison: LiaisonProcess) -> None:
+def test_the_token_is_never_logged_echoed_or_inherited(token_liaison: InProcessServer) -> None:
     client = RawClient(token_liaison.url + TOKEN_QUERY)
     try:
         replies = [
@@ -412,7 +416,7 @@ def test_a_public_bind_with_a_token_serves_with_the_token() -> None:
     ],
 )
 def test_allow_module_refuses_every_other_import(
-    restricted: LiaisonProcess, command: str, args: list[Any]
+    restricted: InProcessServer, command: str, args: list[Any]
 ) -> None:
     client = RawClient(restricted.url)
     try:
@@ -426,7 +430,7 @@ def test_allow_module_refuses_every_other_import(
         client.close()
 
 
-def test_allow_module_answers_exists_with_false(restricted: LiaisonProcess) -> None:
+def test_allow_module_answers_exists_with_false(restricted: InProcessServer) -> None:
     client = RawClient(restricted.url)
     try:
         for target in ("os", "os:system", "os.path.join", "builtins:eval", "json:codecs"):
@@ -438,7 +442,7 @@ def test_allow_module_answers_exists_with_false(restricted: LiaisonProcess) -> N
 
 
 def test_allow_module_keeps_allowed_modules_and_namespace_names_usable(
-    restricted: LiaisonProcess,
+    restricted: InProcessServer,
 ) -> None:
     client = RawClient(restricted.url)
     try:
@@ -457,7 +461,7 @@ def test_allow_module_keeps_allowed_modules_and_namespace_names_usable(
         client.close()
 
 
-def test_a_refused_import_has_no_side_effect(restricted: LiaisonProcess, tmp_path: Any) -> None:
+def test_a_refused_import_has_no_side_effect(restricted: InProcessServer, tmp_path: Any) -> None:
     marker = tmp_path / "ran"
     client = RawClient(restricted.url)
     try:
@@ -552,7 +556,7 @@ def test_hostile_targets_get_error_replies_in_every_command(
 
 
 @pytest.mark.parametrize("reference", REFERENCE_FORMS)
-def test_hostile_references_get_error_replies(restricted: LiaisonProcess, reference: str) -> None:
+def test_hostile_references_get_error_replies(restricted: InProcessServer, reference: str) -> None:
     client = RawClient(restricted.url)
     try:
         for args, kwargs in [
@@ -585,9 +589,9 @@ def test_storing_under_a_dotted_or_empty_name_is_refused(client: RawClient, name
         assert error_type(client.ask(client.command(command, *args))) == "InvalidArguments"
 
 
-def test_dunder_names_can_be_stored_as_in_liaison_1(fresh_liaison: LiaisonProcess) -> None:
+def test_dunder_names_can_be_stored_as_in_liaison_1(liaison: InProcessServer) -> None:
     # A stored name is a key of the namespace, never an attribute walked.
-    client = RawClient(fresh_liaison.url)
+    client = RawClient(liaison.url)
     try:
         assert client.call("store", "__version__", "1.0") == "__version__"
         assert client.call("register", "f_globals", "json:dumps") == "f_globals"
@@ -602,10 +606,10 @@ def test_dunder_names_can_be_stored_as_in_liaison_1(fresh_liaison: LiaisonProces
 
 
 def test_an_oversized_message_closes_with_1009_and_others_are_served() -> None:
-    process = spawn_liaison("--max-message-size", "4KiB")
+    server = InProcessServer.start("websocket", "--max-message-size", "4KiB")
     try:
-        bystander = RawClient(process.url)
-        offender = RawClient(process.url)
+        bystander = RawClient(server.url)
+        offender = RawClient(server.url)
         fits = offender.command("ping", pad="x" * 3000)
         assert offender.ask(fits)["response"] == "pong"
         offender.send(offender.command("ping", pad="x" * 5000))
@@ -613,12 +617,12 @@ def test_an_oversized_message_closes_with_1009_and_others_are_served() -> None:
             offender.receive()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
         assert bystander.call("ping") == "pong"
-        newcomer = RawClient(process.url)
+        newcomer = RawClient(server.url)
         assert newcomer.call("ping") == "pong"
         newcomer.close()
         bystander.close()
     finally:
-        process.stop()
+        server.close()
 
 
 def connect_when_room(url: str, deadline_seconds: float = 10.0) -> RawClient:
@@ -669,21 +673,21 @@ def test_out_of_descriptors_clients_get_503_the_log_gets_one_line_and_service_re
 
 
 def test_the_connection_cap_answers_503_and_frees_a_slot_when_a_client_leaves() -> None:
-    process = spawn_liaison("--max-connections", "2")
+    server = InProcessServer.start("websocket", "--max-connections", "2")
     try:
-        first, second = RawClient(process.url), RawClient(process.url)
-        assert handshake(process.url) == 503
+        first, second = RawClient(server.url), RawClient(server.url)
+        assert handshake(server.url) == 503
         # The cap is no oracle: refused clients learn their refusal, not the load.
-        assert handshake(process.url, origin="https://evil.example") == 403
+        assert handshake(server.url, origin="https://evil.example") == 403
         assert second.call("ping") == "pong"
         first.close()
-        third = connect_when_room(process.url)
+        third = connect_when_room(server.url)
         assert third.call("ping") == "pong"
-        assert handshake(process.url) == 503
+        assert handshake(server.url) == 503
         third.close()
         second.close()
     finally:
-        process.stop()
+        server.close()
 
 
 def open_raw_websocket(port: int) -> socket.socket:
@@ -755,12 +759,12 @@ def test_a_flooding_client_that_never_reads_holds_bounded_memory_and_stalls_no_o
 
 
 def test_a_connection_that_never_completes_the_handshake_is_dropped() -> None:
-    process = spawn_liaison("--handshake-timeout", "1")
+    server = InProcessServer.start("websocket", "--handshake-timeout", "1")
     try:
-        silent = socket.create_connection(("127.0.0.1", process.port), timeout=15)
-        stalled = socket.create_connection(("127.0.0.1", process.port), timeout=15)
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        stalled = socket.create_connection(("127.0.0.1", server.port), timeout=15)
         stalled.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
-        client = RawClient(process.url)
+        client = RawClient(server.url)
         assert client.call("ping") == "pong"  # the silent ones block no one meanwhile
         for sock in (silent, stalled):
             received = b""
@@ -771,7 +775,7 @@ def test_a_connection_that_never_completes_the_handshake_is_dropped() -> None:
         assert client.call("ping") == "pong"
         client.close()
     finally:
-        process.stop()
+        server.close()
 
 
 @pytest.mark.parametrize("option", [["--handshake-timeout", "0"], ["--max-connections", "0"]])

@@ -12,6 +12,7 @@ import websockets
 
 from conftest import LiaisonProcess, RawClient
 from liaison.client import Client, ConnectionLost, connect
+from liaison.protocol.commands import COMMANDS
 
 A = [0.5982758, 0.67019733, 0.68617796, 0.28764011]
 B = [0.41138649, 1.67023998, 1.0420896, 1.49671732]
@@ -33,10 +34,8 @@ def test_the_seed_ttest(client: RawClient) -> None:
 
 
 def test_the_command_list_and_the_server_in_the_namespace(remote: Client) -> None:
-    # Each command's behaviour: tests/test_client.py::test_every_command, same server code.
-    assert {"get", "exists", "init", "run", "try", "register", "store", "ping", "cancel",
-            "shutdown", "names", "describe", "commands", "configure", "release",
-            } == set(remote.commands())  # fmt: skip
+    # Each command's behaviour: tests/client/test_client.py::test_every_command, same server code.
+    assert set(remote.commands()) == set(COMMANDS)
     assert remote.get("liaison").startswith("<Liaison 127.0.0.1:")
 
 
@@ -166,11 +165,12 @@ def test_a_burst_of_pings_and_commands_is_answered_whole_and_in_order(
     assert client.call("ping") == "pong"  # and a lone message after the burst
 
 
-def test_the_garbage_collector_runs_once_started(remote: Client) -> None:
+def test_the_garbage_collector_runs_once_started(fresh_liaison: LiaisonProcess) -> None:
     # Off during start-up (python -m liaison.websocket), on again once listening, with
-    # the start-up objects frozen out of its way.
-    assert remote.run("gc:isenabled") is True
-    assert remote.run("gc:get_freeze_count") > 1000
+    # the start-up objects frozen out of its way: a process's start, so a process.
+    with connect(fresh_liaison.url) as remote:
+        assert remote.run("gc:isenabled") is True
+        assert remote.run("gc:get_freeze_count") > 1000
 
 
 def test_a_finished_commands_arguments_are_released(remote: Client) -> None:

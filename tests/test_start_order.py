@@ -8,7 +8,7 @@ import threading
 import orjson
 
 from liaison.core import Companion, parse_message
-from liaison.execution import Executor
+from liaison.server.execution import Executor
 
 
 class RecordingSink:

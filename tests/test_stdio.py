@@ -18,12 +18,13 @@ from typing import Any
 import orjson
 import pytest
 
-from conftest import START, STOP, TESTS, StdioClient
-from liaison.io_thread import TransportHandlers
-from liaison.settings import Settings
-from liaison.transports.inbox import LoopInbox
-from liaison.transports.outbox import ConnectionState
-from liaison.transports.stdio import StdioConnection, StdioTransport
+from conftest import START, STOP, TESTS, InProcessStdioClient, StdioClient
+from inprocess import InProcessServer
+from liaison.server.io_thread import TransportHandlers
+from liaison.server.settings import Settings
+from liaison.server.transports.inbox import LoopInbox
+from liaison.server.transports.outbox import ConnectionState
+from liaison.server.transports.stdio import StdioConnection, StdioTransport
 
 
 def rest_of_channel(client: StdioClient) -> list[Any]:
@@ -150,8 +151,10 @@ def test_an_absurd_frame_length_gets_an_error_and_the_next_line_is_read() -> Non
         assert client.close() == 0
 
 
+@pytest.mark.in_process
 def test_oversized_messages_get_an_error_reply_and_the_next_one_is_read() -> None:
-    client = StdioClient("--max-message-size", "1KiB")
+    server = InProcessServer.start("stdio", "--max-message-size", "1KiB")
+    client = InProcessStdioClient(server)
     try:
         client.send_raw('{"padding": "' + "x" * 2000 + '"}')
         reply = client.receive()
@@ -161,7 +164,8 @@ def test_oversized_messages_get_an_error_reply_and_the_next_one_is_read() -> Non
         assert "binary frame of 5000 bytes" in client.receive()["exception"]["message"]
         assert client.call("ping") == "pong"
     finally:
-        assert client.close() == 0
+        client.kill()
+        server.close()
 
 
 def test_the_markers_name_stdio_and_no_port_is_opened() -> None:
@@ -283,9 +287,7 @@ def test_closing_the_transport_hands_its_connection_to_on_close() -> None:
 def test_a_client_send_blocked_on_a_full_pipe_fails_when_the_child_goes() -> None:
     """In-process, over a real pipe pair: a send waiting for the child to read its stdin
     must end, not wait forever, once that pipe breaks (the child died or was killed)."""
-    from websockets.exceptions import ConnectionClosed
-
-    from liaison.client.stdio_channel import StdioChannel
+    from liaison.client.stdio_channel import ChannelClosed, StdioChannel
 
     async def scenario() -> None:
         child_stdin, our_stdin = os.pipe()
@@ -300,7 +302,7 @@ def test_a_client_send_blocked_on_a_full_pipe_fails_when_the_child_goes() -> Non
             await asyncio.wait({send}, timeout=0.2)  # the pipe is full: it waits
             assert not send.done()
             os.close(child_stdin)  # the child is gone
-            with pytest.raises(ConnectionClosed):
+            with pytest.raises(ChannelClosed):
                 await asyncio.wait_for(send, 10)
             await channel.close()
         os.close(child_stdout)

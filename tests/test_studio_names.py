@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
-from conftest import LiaisonProcess, RawClient, spawn_liaison
+from conftest import LiaisonProcess, RawClient
+from inprocess import InProcessServer
+
+pytestmark = pytest.mark.in_process  # the guarded liaison runs in this process
 
 SUBCLASSES = "studio_standins:PhotometerBackend.__subclasses__"
 USE_VERSION = "currentExperiment.settings.params.__getitem__"
@@ -23,18 +26,18 @@ def error_type(reply: dict[str, Any]) -> str:
     return kind
 
 
-@pytest.fixture(scope="module")
-def guarded() -> Iterator[LiaisonProcess]:
-    process = spawn_liaison(
-        "--allow-module", "studio_standins", "--allow-module", "operator",
+@pytest.fixture
+def guarded() -> Iterator[InProcessServer]:
+    server = InProcessServer.start(
+        "websocket", "--allow-module", "studio_standins", "--allow-module", "operator",
         "--allow-module", "json",
     )  # fmt: skip
-    yield process
-    process.stop()
+    yield server
+    server.close()
 
 
 @pytest.fixture
-def guarded_client(guarded: LiaisonProcess) -> Iterator[RawClient]:
+def guarded_client(guarded: InProcessServer) -> Iterator[RawClient]:
     raw = RawClient(guarded.url)
     yield raw
     raw.close()

@@ -9,6 +9,6 @@ if __name__ == "__main__":
     import sys
 
     gc.disable()  # as in websocket.py: main() turns it back on once serving
-    from .stdio_cli import main
+    from .cli.stdio import main
 
     sys.exit(main())

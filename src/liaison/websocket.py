@@ -12,6 +12,6 @@ if __name__ == "__main__":
     # the process: collecting while importing only costs time. main() lets the
     # collector run again once listening, with those objects frozen out of its reach.
     gc.disable()
-    from .cli import main
+    from .cli.websocket import main
 
     sys.exit(main())

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from liaison.core import Companion, Request
-from liaison.core.commands import COMMANDS
-from liaison.core.frames import encode_frame
 from liaison.core.routing import Action, route
+from liaison.protocol.commands import COMMANDS
+from liaison.protocol.frames import encode_frame
 
 
 def message(command: str, *args: Any, id: Any = "1", **kwargs: Any) -> str:

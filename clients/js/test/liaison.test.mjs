@@ -68,8 +68,8 @@ test("get, exists, init, register, store, attempt, ping", async () => {
 });
 
 test("a method for every command in the liaison's command table", async () => {
-  // The table (liaison/core/commands.py) is the one declaration of the commands.
-  const script = "import json; from liaison.core.commands import COMMANDS; print(json.dumps({n: c.method for n, c in COMMANDS.items()}))";
+  // The table (liaison/protocol/commands.py) is the one declaration of the commands.
+  const script = "import json; from liaison.protocol.commands import COMMANDS; print(json.dumps({n: c.method for n, c in COMMANDS.items()}))";
   const methods = JSON.parse(execFileSync(python, ["-c", script], { encoding: "utf8" }));
   assert.deepEqual(Object.keys(methods).sort(), Object.keys(await liaison.commands()).sort());
   for (const [name, method] of Object.entries(methods)) {

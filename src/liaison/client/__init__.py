@@ -23,23 +23,19 @@ asyncio code mirrors it::
 
 The command methods (``run``, ``attempt`` for ``try``, ``get``, ``exists``, ``init``,
 ``register``, ``store``, ``ping``, ``names``, ``describe``, ``commands``, ``cancel``,
-``shutdown``) pass their keyword arguments on to the remote call untouched; per-call
+``release``, ``configure``, ``shutdown``) pass their keyword arguments on to the remote
+call untouched; per-call
 options (``timeout``, ``concurrent``, ``on_progress``, ``on_partial``, ``binary``,
 ``id``) belong to :meth:`Client.call`, the full form. Error replies raise
 :class:`RemoteError` (``.type``, ``.message``, ``.traceback``, ``.reply``).
 
 How the sync :class:`Client` works: see :mod:`liaison.client.sync_client`.
-Requires the ``websockets`` package: ``pip install "liaison-backend[websocket]"``.
+A WebSocket (``connect``, ``spawn``'s default) needs the ``websockets`` package
+(``pip install "liaison-backend[websocket]"``; ImportError naming it otherwise);
+``spawn(transport="stdio")`` needs only the core dependency.
 """
 
 from __future__ import annotations
-
-try:
-    import websockets  # noqa: F401 - only to give a clear message when it is missing
-except ImportError:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        'liaison.client needs the websockets package: pip install "liaison-backend[websocket]"'
-    ) from None
 
 from .async_client import AsyncClient, Callback, connect_async
 from .errors import (

@@ -1,4 +1,5 @@
-"""The asyncio client: one WebSocket connection, many calls in flight, replies matched by id.
+"""The asyncio client: one connection (a WebSocket, or a stdio child's pipes), many calls
+in flight, replies matched by id.
 
 A reader task owns the receiving side. Each call registers a future under a fresh
 uuid4-hex ``id``, sends its message and awaits the future; the reader resolves it with
@@ -20,19 +21,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import orjson
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as websocket_connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
-from websockets.typing import Origin
 
-from ..core.encoding import dumps
-from ..core.errors import InvalidMessage
-from ..core.frames import decode_frame, encode_frame
-from ..transports.reads import limit_read_size
+from ..protocol.encoding import dumps
+from ..protocol.errors import InvalidMessage
+from ..protocol.frames import decode_frame, encode_frame
 from .errors import (
     CallTimeout,
     ClientError,
-    ConnectFailed,
     ConnectionLost,
     RemoteError,
     remote_error,
@@ -43,6 +38,7 @@ if TYPE_CHECKING:
     import subprocess
 
     from .stdio_channel import StdioChannel
+    from .websocket_channel import WebSocketChannel
 
 __all__ = [
     "AsyncClient",
@@ -51,7 +47,6 @@ __all__ = [
     "Opening",
     "connect_async",
     "connect_client",
-    "open_websocket",
 ]
 
 log = logging.getLogger("liaison.client")
@@ -103,7 +98,7 @@ class AsyncClient:
     reply_margin: float = 1.0
 
     def __init__(
-        self, websocket: ClientConnection | StdioChannel, url: str, token: str | None = None
+        self, websocket: WebSocketChannel | StdioChannel, url: str, token: str | None = None
     ) -> None:
         """Wrap an open connection; use :func:`connect_async` rather than this.
 
@@ -113,6 +108,9 @@ class AsyncClient:
         self.url = url
         self.token = token
         self._websocket = websocket
+        # What its send and receive raise once it has closed: each channel names its own,
+        # so that the stdio client needs no websockets package.
+        self._channel_closed = websocket.closed_error
         self._pending: dict[str, _Pending] = {}
         self._abandoned: set[str] = set()  # ids whose late messages are dropped
         self._handlers: dict[str, list[Callback]] = {}
@@ -356,7 +354,7 @@ class AsyncClient:
             data = dumps(message).decode() if frame is None else bytes(frame)
         try:
             await self._websocket.send(data)
-        except ConnectionClosed:
+        except self._channel_closed:
             await asyncio.shield(self._reader)  # it records why the connection ended
             raise ConnectionLost(str(self._lost)) from None
 
@@ -384,7 +382,7 @@ class AsyncClient:
                     log.warning("dropped a malformed message from %s", self.url)
                     continue
                 self._route(message)
-        except ConnectionClosed:
+        except self._channel_closed:
             pass
         finally:
             websocket = self._websocket
@@ -446,7 +444,10 @@ async def connect_client(
     origin: str | None = None,
     max_size: int | None = None,
 ) -> AsyncClient:
-    """Connect and opt in to pushed messages at once; raises ConnectFailed."""
+    """Connect and opt in to pushed messages at once; raises ConnectFailed, or ImportError
+    without the websockets package."""
+    from .websocket_channel import open_websocket
+
     client = AsyncClient(await open_websocket(url, token, timeout, origin, max_size), url, token)
     # This client routes pushed messages by tag whenever they come, so it need not have
     # them held until its calls' replies, as liaison 1.0 clients do. A liaison that does
@@ -454,50 +455,6 @@ async def connect_client(
     with contextlib.suppress(RemoteError):
         await client.call("configure", (), {"pushes": "immediate"})
     return client
-
-
-class _HeapReadingConnection(ClientConnection):
-    """websockets' client connection, reading at most ``READ_SIZE`` bytes at a time
-    (``create_connection``): asyncio's 256 KiB reads cost an mmap and munmap each."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        limit_read_size(transport)
-        super().connection_made(transport)
-
-
-async def open_websocket(
-    url: str,
-    token: str | None,
-    timeout: float | None,
-    origin: str | None,
-    max_size: int | None,
-) -> ClientConnection:
-    """Open the WebSocket, presenting ``token`` as a Bearer header; raises ConnectFailed."""
-    headers = {"Authorization": f"Bearer {token}"} if token is not None else None
-    try:
-        return await websocket_connect(
-            url,
-            additional_headers=headers,
-            origin=None if origin is None else Origin(origin),
-            open_timeout=timeout,
-            max_size=max_size,
-            compression=None,  # loopback peers: deflate costs more CPU than it saves
-            close_timeout=2,
-            create_connection=_HeapReadingConnection,
-        )
-    except InvalidStatus as refused:
-        response = refused.response
-        body = response.body.decode(errors="replace").strip() if response.body else ""
-        raise ConnectFailed(
-            f"{url} refused the connection: HTTP {response.status_code} {body}".rstrip(),
-            response.status_code,
-        ) from None
-    except InvalidURI as error:
-        raise ConnectFailed(f"not a WebSocket URL: {url!r} ({error})") from None
-    except (OSError, asyncio.TimeoutError, WebSocketException) as error:
-        raise ConnectFailed(
-            f"could not connect to {url}: {error or type(error).__name__}"
-        ) from error
 
 
 class Opening(Generic[ClientT]):

@@ -1,4 +1,4 @@
-"""The errors the client raises, all under :class:`liaison.core.errors.LiaisonError`.
+"""The errors the client raises, all under :class:`liaison.protocol.errors.LiaisonError`.
 
 ::
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.errors import LiaisonError
+from ..protocol.errors import LiaisonError
 
 __all__ = [
     "CallCancelled",

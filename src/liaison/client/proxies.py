@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Protocol
 
-from ..core.references import REF_KEY
+from ..protocol.replies import REF_KEY
 
 __all__ = ["AsyncCaller", "Remote", "as_is", "refusing_module_paths", "target_of", "unwrap", "wrap"]
 

@@ -18,8 +18,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from websockets.exceptions import ConnectionClosed
-
 from ..constants import START_MARKER
 from .async_client import AsyncClient, Opening, connect_client
 from .errors import SpawnError
@@ -167,6 +165,8 @@ def start_child(
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
     stdio = transport == "stdio"
+    if not stdio:  # without the websockets package, fail before a child starts
+        from .websocket_channel import open_websocket  # noqa: F401
     token = "" if stdio else secrets.token_urlsafe(32)
     command = ["liaison.stdio"] if stdio else ["liaison.websocket", address]
     try:
@@ -185,7 +185,7 @@ def start_child(
 
 async def _connect_stdio(child: ChildLiaison, timeout: float) -> AsyncClient:
     """Read the stdio child's start marker and return a client on its pipes."""
-    from .stdio_channel import StdioChannel
+    from .stdio_channel import ChannelClosed, StdioChannel
 
     process = child.process
     assert process.stdin is not None and process.stdout is not None
@@ -193,7 +193,7 @@ async def _connect_stdio(child: ChildLiaison, timeout: float) -> AsyncClient:
         channel = await StdioChannel.open(process.stdin, process.stdout, timeout)
     except asyncio.TimeoutError:
         raise SpawnError(f"the liaison did not start within {timeout} s", child.stderr) from None
-    except ConnectionClosed:
+    except ChannelClosed:
         code = await asyncio.to_thread(process.wait)
         raise SpawnError(
             f"the liaison exited with status {code} before it started", child.stderr, code

@@ -3,7 +3,7 @@
 
 It has the part of a websockets connection the client uses (``send``, ``close``, async
 iteration, ``close_code``/``close_reason``), so the client's message handling is the
-same over both transports. The framing is liaison.core.lines.
+same over both transports. The framing is liaison.protocol.lines.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ import asyncio
 import collections
 from typing import IO
 
-from websockets.exceptions import ConnectionClosed
-
 from ..constants import START_MARKER, STOP_MARKER
-from ..core.lines import LineDecoder, binary_header, encode_text
-from ..transports.reads import limit_read_size
+from ..protocol.lines import LineDecoder, binary_header, encode_text
+from ..protocol.reads import limit_read_size
 
-__all__ = ["StdioChannel"]
+__all__ = ["ChannelClosed", "StdioChannel"]
 
 _STARTED = f"{START_MARKER}@stdio"
 _STOPPED = f"{STOP_MARKER}@stdio"
@@ -51,10 +49,15 @@ class _Pipes(asyncio.Protocol):
         self._channel.writable.set()
 
 
+class ChannelClosed(Exception):
+    """The child's pipes have closed (what websockets' ConnectionClosed is to a WebSocket)."""
+
+
 class StdioChannel:
     """Messages over a child's stdin (to it) and stdout (from it)."""
 
     close_code: int | None = None
+    closed_error: type[Exception] = ChannelClosed  # what send and receive raise once closed
 
     def __init__(self) -> None:
         self.close_reason = ""
@@ -70,7 +73,7 @@ class StdioChannel:
     @classmethod
     async def open(cls, stdin: IO[bytes], stdout: IO[bytes], timeout: float | None) -> StdioChannel:
         """Read the child's start marker (the first line) and return the channel.
-        Raises ConnectionClosed if stdout ends first, TimeoutError after ``timeout``."""
+        Raises ChannelClosed if stdout ends first, TimeoutError after ``timeout``."""
         loop = asyncio.get_running_loop()
         channel = cls()
         channel._writer, _ = await loop.connect_write_pipe(lambda: _Pipes(channel, False), stdin)
@@ -100,7 +103,7 @@ class StdioChannel:
 
     def feed_eof(self) -> None:
         if not self.started.done():
-            self.started.set_exception(ConnectionClosed(None, None))
+            self.started.set_exception(ChannelClosed())
         if not self._messages or self._messages[-1] is not _EOF:
             self._messages.append(_EOF)
         self._arrived.set()
@@ -108,20 +111,20 @@ class StdioChannel:
     async def send(self, data: str | bytes) -> None:
         writer = self._writer
         if writer is None or writer.is_closing():
-            raise ConnectionClosed(None, None)
+            raise ChannelClosed()
         if isinstance(data, str):
             writer.write(encode_text(data.encode()))
         else:
             writer.writelines([binary_header(len(data)), data, b"\n"])
         await self.writable.wait()  # the pipe is full: wait till the liaison reads
         if writer.is_closing():  # ... or till the pipe broke or close() was called
-            raise ConnectionClosed(None, None)
+            raise ChannelClosed()
 
     async def close(self) -> None:
         """Close the child's stdin (a stdio liaison stops on EOF) and stop reading."""
         if self._writer is not None:
             self._writer.close()
-        self.writable.set()  # a send waiting for room gives up (it raises ConnectionClosed)
+        self.writable.set()  # a send waiting for room gives up (it raises ChannelClosed)
         if self._reader is not None:
             self._reader.close()
         self.feed_eof()

@@ -1,8 +1,7 @@
 """The sans-I/O core: messages to requests, the Companion, and replies to bytes."""
 
-from .companion import Companion
-from .encoding import dumps
-from .errors import (
+from ..protocol.encoding import dumps
+from ..protocol.errors import (
     CommandCancelled,
     CommandTimedOut,
     ExecutionError,
@@ -16,7 +15,8 @@ from .errors import (
     ResolutionError,
     UnknownCommand,
 )
-from .request import RejectedMessage, Request, parse_message
+from ..protocol.request import RejectedMessage, Request, parse_message
+from .companion import Companion
 
 __all__ = [
     "CommandCancelled",

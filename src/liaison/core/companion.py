@@ -11,11 +11,11 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .commands import COMMANDS, unknown_command
-from .errors import InvalidArguments, InvalidTarget, LiaisonInterrupt
+from ..protocol.commands import COMMANDS, unknown_command
+from ..protocol.errors import InvalidArguments, InvalidTarget, LiaisonInterrupt
+from ..protocol.request import Request
 from .names import REFERENCE, Resolver
 from .references import References, needs_reference
-from .request import Request
 
 __all__ = ["Companion"]
 

@@ -6,7 +6,7 @@ import inspect
 import types
 from typing import Any
 
-from .encoding import import_string
+from ..protocol.encoding import import_string
 
 __all__ = ["describe"]
 

@@ -17,7 +17,7 @@ import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .errors import InvalidTarget, ModuleNotAllowed, NameNotFound
+from ..protocol.errors import InvalidTarget, ModuleNotAllowed, NameNotFound
 
 __all__ = ["REFERENCE", "REFERENCE_PREFIX", "Resolver", "is_reference_name", "is_refused_name"]
 

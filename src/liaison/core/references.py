@@ -18,13 +18,13 @@ import weakref
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
-from .encoding import NotPlainJSON, check_plain
-from .errors import NameNotFound
+from ..protocol.encoding import NotPlainJSON, check_plain
+from ..protocol.errors import NameNotFound
+from ..protocol.replies import REF_KEY
 from .names import REFERENCE_PREFIX
 
 __all__ = ["REF_KEY", "REPR_LIMIT", "References", "describe_reference", "needs_reference"]
 
-REF_KEY = "$ref"
 # A repr is a hint for humans and debuggers: bounded, so a large array stays large only
 # on the Python side.
 REPR_LIMIT = 200

@@ -9,10 +9,10 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
-from .commands import COMMANDS, unknown_command
-from .errors import InvalidArguments, LiaisonError
-from .replies import rejection_reply, request_error_reply
-from .request import RejectedMessage, Request, parse_frame, parse_message
+from ..protocol.commands import COMMANDS, unknown_command
+from ..protocol.errors import InvalidArguments, LiaisonError
+from ..protocol.replies import rejection_reply, request_error_reply
+from ..protocol.request import RejectedMessage, Request, parse_frame, parse_message
 
 if TYPE_CHECKING:
     from .companion import Companion
