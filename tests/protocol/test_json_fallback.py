@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from liaison.core import encoding
+from liaison.protocol import encoding
 from liaison.protocol.encoding import dumps, fallback_dumps, fallback_loads, loads
 from liaison.protocol.errors import EncodingError
 from liaison.protocol.json_fallback import MAX_DEPTH
@@ -265,7 +265,7 @@ def test_without_orjson_the_fallback_is_the_encoding() -> None:
     # A child where `import orjson` fails, as in Pyodide: the choice is made at import.
     code = (
         "import sys; sys.modules['orjson'] = None\n"
-        "from liaison.core import encoding\n"
+        "from liaison.protocol import encoding\n"
         "assert encoding.orjson is None and encoding.dumps is encoding.fallback_dumps\n"
         "from liaison.core.routing import route\n"
         "from liaison.core import Companion\n"
