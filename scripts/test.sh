@@ -3,8 +3,8 @@
 #
 #   scripts/test.sh [--python PYTHON] [pytest arguments...]
 #
-# Without --python: makes .venv with `python3` (or $PYTHON). With --python (a name in
-# PATH or a path, e.g. --python python3.12): one venv per interpreter version,
+# Without --python: makes .venv with `python3` (or $PYTHON). With --python (a path, or
+# a name in PATH, e.g. --python ~/.pyenv/versions/3.12.1/bin/python): one venv per version,
 # .venv-3.12, so several versions' venvs live side by side. It installs the package with
 # its test extra, installs and builds the JavaScript client (npm ci), and runs pytest,
 # which also runs the Node tests (tests/test_js_client.py) and the headless-Chromium tests.
