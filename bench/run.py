@@ -1,6 +1,6 @@
 """Benchmark liaison against a bare-websockets floor and liaison-py 1.0.1.
 
-    python bench/run.py [--quick] [--skip-baseline] [--output bench/RESULTS.md] [--json FILE]
+    python bench/run.py [--quick] [--skip-baseline] [--record | --output FILE] [--json FILE]
 
 See bench/README.md for what is measured and how to read the table.
 """
@@ -891,8 +891,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--output",
-        help="markdown file to write (default bench/RESULTS.md, with --quick "
-        "bench/RESULTS-quick.md, which is gitignored)",
+        help="markdown file to write (default bench/out/RESULTS.md, with --quick "
+        "bench/out/RESULTS-quick.md; bench/out/ is gitignored)",
+    )
+    ap.add_argument(
+        "--record",
+        action="store_true",
+        help="write the tracked bench/RESULTS.md (a full run to keep in the repository)",
     )
     ap.add_argument("--json", help="also write the raw results as JSON to this file")
     ap.add_argument("--only", help="comma-separated servers to run (liaison,floor,baseline)")
@@ -910,8 +915,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     p = C.QUICK if args.quick else C.FULL
-    if args.output is None:
-        args.output = str(BENCH / ("RESULTS-quick.md" if args.quick else "RESULTS.md"))
+    if args.record and (args.output or args.quick):
+        ap.error("--record writes bench/RESULTS.md from a full run: no --output, no --quick")
+    if args.record:
+        args.output = str(BENCH / "RESULTS.md")
+    elif args.output is None:
+        # Out of the tracked tree: a plain run must not rewrite the recorded results.
+        (BENCH / "out").mkdir(exist_ok=True)
+        args.output = str(BENCH / "out" / ("RESULTS-quick.md" if args.quick else "RESULTS.md"))
     started = time.perf_counter()
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
 

@@ -425,8 +425,20 @@ def free_port() -> int:
         return port
 
 
+def load_script(name: str) -> Any:
+    """A module of scripts/ (not a package), imported from its file."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(TESTS), "scripts", name)
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 __all__: Sequence[str] = [
     "InProcessServer", "InProcessStdioClient", "LiaisonProcess", "RawClient", "StdioClient",
-    "free_port", "require_tool", "spawn_liaison",
+    "free_port", "load_script", "require_tool", "spawn_liaison",
     "stdout_when_the_launcher_dies",
 ]  # fmt: skip

@@ -15,14 +15,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import STOP, LiaisonProcess, RawClient, StdioClient, spawn_liaison
+from conftest import STOP, LiaisonProcess, RawClient, StdioClient, load_script, spawn_liaison
 from liaison.server.gui import GuiLoop, create_gui_loop
 
 REQUIRED = os.environ.get("LIAISON_REQUIRE_GUI") == "1"
+_qt_missing_packages = load_script("qt_missing_packages.py")
 WINDOWS_CHOICES = "wakeup=recv,interrupt=simulated,parent_watch=process-handle,handoff=queue"
 
 
@@ -78,7 +80,17 @@ def _qt_available(display: str) -> None:
         )  # fmt: skip
         _qt_failure.append("" if done.returncode == 0 else done.stderr.decode()[-500:])
     if _qt_failure[0]:
-        _missing(f"Qt cannot open a window (scripts/gui-packages.txt): {_qt_failure[0]}")
+        _missing(f"Qt cannot open a window: {qt_missing_what()}\n{_qt_failure[0]}")
+
+
+def qt_missing_what() -> str:
+    """What Qt's xcb plugin cannot load, by Debian package (Qt's own message names
+    libxcb-cursor0 whatever is missing)."""
+    missing = _qt_missing_packages.missing_libraries(_qt_missing_packages.xcb_plugin() or Path())
+    if not missing:
+        return "no library of the xcb plugin is missing (see Qt's message below)"
+    packages = [f"{_qt_missing_packages.debian_package(name)} ({name})" for name in missing]
+    return "missing " + ", ".join(packages)
 
 
 def gui_liaison(display: str, gui: str, hostos: str = "") -> LiaisonProcess:
@@ -308,3 +320,26 @@ def test_a_gui_loop_serves_the_stdio_transport(display: str, toolkit: str) -> No
         assert "Traceback" not in client.stderr.decode()
     finally:
         client.kill()
+
+
+def test_missing_qt_libraries_are_named_by_their_debian_package() -> None:
+    # Qt names libxcb-cursor0 whatever is missing; the skip and scripts/test.sh name these.
+    package = _qt_missing_packages.debian_package
+    assert package("libxcb-icccm.so.4") == "libxcb-icccm4"
+    assert package("libxcb-keysyms.so.1") == "libxcb-keysyms1"
+    assert package("libxkbcommon-x11.so.0") == "libxkbcommon-x11-0"
+    assert package("libEGL.so.1") == "libegl1"
+    assert package("libdbus-1.so.3") == "libdbus-1-3"
+
+
+def test_a_library_the_xcb_plugin_cannot_load_is_listed(tmp_path: Path) -> None:
+    plugin = _qt_missing_packages.xcb_plugin()
+    if plugin is None:
+        _missing("no Qt binding installed (pip install PySide6-Essentials)")
+    # A copy elsewhere: its RPATH ($ORIGIN/...) no longer reaches Qt's own libraries.
+    moved = tmp_path / "libqxcb.so"
+    shutil.copy(plugin, moved)
+    missing = _qt_missing_packages.missing_libraries(moved)
+    assert any(name.startswith("libQt") for name in missing), missing
+    in_place = _qt_missing_packages.missing_libraries(plugin)
+    assert not any(name.startswith("libQt") for name in in_place), in_place

@@ -83,6 +83,37 @@ def test_seed_readme_example_runs_the_t_test_and_leaves_no_liaison() -> None:
         pass
 
 
+def test_seed_readme_example_says_clearly_when_its_python_lacks_liaison() -> None:
+    # The venv's base interpreter: the same Python without the venv's packages.
+    bare = os.path.join(sys.base_prefix, "bin", "python3")
+    lacks = subprocess.run([bare, "-c", "import liaison"], capture_output=True, env={})
+    if lacks.returncode == 0:
+        pytest.skip(f"{bare} has liaison installed")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [NODE or "node", "examples/seed-readme.mjs"], cwd=JS_CLIENT,
+        env={**env, "LIAISON_PYTHON": bare}, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "No module named 'liaison'" in result.stderr
+    assert "Set LIAISON_PYTHON" in result.stderr
+    # It printed a stack trace and a byte dump of the child's output.
+    assert "    at " not in result.stderr and "<Buffer" not in result.stderr
+
+
+def test_the_examples_default_to_the_repositorys_venv() -> None:
+    venv_python = JS_CLIENT.parent.parent / ".venv" / "bin" / "python"
+    if not venv_python.exists():
+        pytest.skip("no .venv in the repository (scripts/test.sh --python uses .venv-X.Y)")
+    env = {k: v for k, v in os.environ.items() if k != "LIAISON_PYTHON"}
+    result = subprocess.run(
+        [NODE or "node", "--input-type=module", "-e",
+         "import { python } from './examples/python.mjs'; console.log(python);"],
+        cwd=JS_CLIENT, env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.stdout.strip() == str(venv_python)
+
+
 def test_the_ten_line_quickstart_prints_the_t_test() -> None:
     result = _run_in_js_client(NODE or "node", "examples/ttest.mjs", timeout=30)
     assert result.returncode == 0, f"the quickstart failed:\n{result.stdout}\n{result.stderr}"

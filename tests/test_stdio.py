@@ -231,13 +231,24 @@ def test_the_python_client_over_stdio_has_the_same_api() -> None:
     assert process is not None and process.returncode == 0
 
 
+def test_help_offers_only_the_user_output_it_accepts() -> None:
+    helped = subprocess.run(
+        [sys.executable, "-m", "liaison.stdio", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert helped.returncode == 0
+    assert "--user-output {stderr}" in helped.stdout
+
+
 def test_user_output_stdout_is_refused_and_stderr_accepted() -> None:
     refused = subprocess.run(
         [sys.executable, "-m", "liaison.stdio", "--user-output", "stdout"],
         stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
     )  # fmt: skip
     assert refused.returncode == 2 and refused.stdout == b""
-    assert b"stdout carries the messages" in refused.stderr
+    assert b"stdout" in refused.stderr
     client = StdioClient("--user-output", "stderr")
     assert client.call("run", "builtins:print", "printed") is None
     assert client.close() == 0

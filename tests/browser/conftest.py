@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +25,16 @@ FOREIGN_HOST = "evil.test"
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser_scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The browser's own folder: its profile (``profile``) and its TMPDIR, where Chromium
+    makes its ``org.chromium.Chromium.*`` folders (the singleton socket's); removed after."""
+    scratch = tmp_path_factory.mktemp("chromium")
+    yield scratch
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser(browser_scratch: Path) -> Iterator[object]:
     """A headless Chromium where ``evil.test`` maps to 127.0.0.1."""
     found = bool(CHROMIUM and CHROMEDRIVER)
     require_tool(found, "LIAISON_REQUIRE_BROWSER", "needs chromium and chromedriver")
@@ -38,9 +49,13 @@ def browser() -> Iterator[object]:
         "--disable-dev-shm-usage",
         "--disable-gpu",
         f"--host-resolver-rules=MAP {FOREIGN_HOST} 127.0.0.1",
+        f"--user-data-dir={browser_scratch / 'profile'}",
     ):
         options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER or ""), options=options)
+    # Chromium and chromedriver put their temporary folders in TMPDIR: in the system temp
+    # directory they outlived every run.
+    service = Service(CHROMEDRIVER or "", env={**os.environ, "TMPDIR": str(browser_scratch)})
+    driver = webdriver.Chrome(service=service, options=options)
     driver.set_script_timeout(20)
     try:
         yield driver

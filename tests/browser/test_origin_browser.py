@@ -7,6 +7,7 @@ The same static page is loaded as ``http://127.0.0.1:PORT/`` and as
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,3 +167,14 @@ def test_a_local_html_file_is_refused_unless_null_is_allowed(
             assert refusal in logged(process, refusal)
     finally:
         process.stop()
+
+
+def test_the_browser_keeps_its_temporary_folders_in_its_own_folder(
+    browser: Any, browser_scratch: Path
+) -> None:
+    # Two org.chromium.Chromium.* folders per run stayed in the system temp directory.
+    profile = browser_scratch / "profile"
+    assert profile.is_dir()
+    singleton = Path(os.readlink(profile / "SingletonSocket"))
+    assert singleton.parent.name.startswith("org.chromium.Chromium.")
+    assert singleton.parent.parent == browser_scratch

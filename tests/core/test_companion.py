@@ -153,6 +153,14 @@ def test_stored_names_must_be_plain(companion: Companion) -> None:
     assert companion.store("__x__", 1) == "__x__"  # liaison 1.0 took any name
 
 
+def test_an_empty_name_is_called_empty() -> None:
+    # It said "got str", which reads as if a string were wrong.
+    with pytest.raises(InvalidArguments, match="got an empty string"):
+        Companion().store("", 1)
+    with pytest.raises(InvalidArguments, match="got int"):
+        Companion().store(5, 1)  # type: ignore[arg-type]
+
+
 def test_describe_a_function_class_and_module(companion: Companion) -> None:
     function = companion.describe("json:dumps")
     assert function["kind"] == "function" and function["name"] == "dumps"

@@ -1,9 +1,10 @@
 // Python objects as proxies: module calls with keyword arguments, a reference to a
 // non-JSON object (random.Random) and its methods, passing it back, releasing it.
-//   LIAISON_PYTHON=python3 node examples/proxies.mjs
+//   node examples/proxies.mjs
 import { kw, spawnLiaison } from "liaison-client/node";
+import { python } from "./python.mjs";
 
-const liaison = await spawnLiaison({ python: process.env.LIAISON_PYTHON ?? "python" });
+const liaison = await spawnLiaison({ python }); // examples/python.mjs: which Python
 try {
   const stats = liaison.module("scipy.stats"); // no round trip
   const a = [0.5982758, 0.67019733, 0.68617796, 0.28764011];

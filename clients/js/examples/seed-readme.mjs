@@ -6,14 +6,15 @@
 // It uses no liaison-client: it is what a 1.0 frontend does by hand, and shows that it
 // still works against this liaison.
 //
-//   LIAISON_PYTHON=python node examples/seed-readme.mjs
+//   node examples/seed-readme.mjs
 //
 // Prints one JSON line: {"response": [statistic, pvalue], "pid": <liaison pid>, "address": "HOST:PORT"}.
-// Environment: LIAISON_PYTHON (default "python"), LIAISON_ADDRESS (default "127.0.0.1:0",
-// port 0 picks a free port, read back from the start marker).
+// Environment: LIAISON_PYTHON (default: the repository's .venv, else python3; see
+// python.mjs), LIAISON_ADDRESS (default "127.0.0.1:0", port 0 picks a free port, read
+// back from the start marker).
 import proc from "node:child_process";
+import { python } from "./python.mjs";
 
-const python = process.env.LIAISON_PYTHON ?? "python";
 const requestedAddress = process.env.LIAISON_ADDRESS ?? "127.0.0.1:0";
 // Node 20 has a global WebSocket only with --experimental-websocket; else use `ws`.
 const WebSocket = globalThis.WebSocket ?? (await import("ws")).WebSocket;
@@ -26,8 +27,18 @@ const withResolvers = () => {
 
 // binary decoder for the child's stdout
 const decoder = new TextDecoder();
-// get liaison constants
-const liaisonConstants = JSON.parse(proc.execSync(`${python} -m liaison.constants`));
+// get liaison constants (a Python without liaison fails here: say so, not a stack trace)
+let liaisonConstants;
+try {
+  liaisonConstants = JSON.parse(proc.execSync(`${python} -m liaison.constants`, { stdio: "pipe" }));
+} catch (error) {
+  const why = String(error.stderr ?? error.message).trim().split("\n").at(-1);
+  console.error(
+    `${python} cannot run liaison (${why}). Set LIAISON_PYTHON to a Python with ` +
+      `liaison-backend installed, e.g. the repository's .venv/bin/python.`,
+  );
+  process.exit(1);
+}
 // start process running liaison (a command string: it needs a shell)
 const liaisonProcess = proc.spawn(`${python} -m liaison.websocket ${requestedAddress}`, { shell: true });
 let stderr = "";

@@ -54,10 +54,15 @@ def byte_size(text: str) -> int:
 
 
 def add_common_options(
-    parser: argparse.ArgumentParser, *, too_large: str, user_output: str
+    parser: argparse.ArgumentParser,
+    *,
+    too_large: str,
+    user_output: str,
+    user_outputs: tuple[str, ...] = USER_OUTPUTS,
 ) -> None:
     """Add the shared options; ``too_large`` says what happens to a message over
-    ``--max-message-size``, ``user_output`` what ``--user-output`` does."""
+    ``--max-message-size``, ``user_output`` what ``--user-output`` does, ``user_outputs``
+    the values it takes (``--help`` offers only these)."""
     parser.add_argument(
         "--allow-module", action="append", metavar="NAME",
         help="only let clients import this module and its submodules (repeatable)",
@@ -70,7 +75,7 @@ def add_common_options(
         "--no-watch-parent", dest="watch_parent", action="store_false",
         help="keep running when the process that started the liaison exits",
     )  # fmt: skip
-    parser.add_argument("--user-output", choices=USER_OUTPUTS, help=user_output)
+    parser.add_argument("--user-output", choices=user_outputs, help=user_output)
     parser.add_argument(
         "--gui", metavar="TOOLKIT",
         help="run this GUI toolkit's event loop between commands, so their windows stay "

@@ -95,7 +95,8 @@ def build_parser() -> Any:
         parser,
         too_large="larger ones get an error reply",
         user_output="accepted for the options' sake: user output always goes to stderr "
-        "here, since stdout carries the messages ('stdout' is refused)",
+        "here, since stdout carries the messages",
+        user_outputs=("stderr",),
     )
     parser.set_defaults(**_OPTION_DEFAULTS)
     return parser

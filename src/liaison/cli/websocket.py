@@ -73,8 +73,11 @@ def parse_args(argv: Sequence[str]) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     import argparse  # here, not at the top: see parse_args
 
+    # The console script (pyproject's liaison-websocket) is the same command: its help and
+    # usage errors name what the user typed.
+    script = os.path.basename(sys.argv[0]) if sys.argv else ""
     parser = argparse.ArgumentParser(
-        prog="python -m liaison.websocket",
+        prog=script if script == "liaison-websocket" else "python -m liaison.websocket",
         description="Serve a liaison: run JSON commands from WebSocket clients in Python. "
         "Prints LIAISON:CONNECTED@HOST:PORT on stdout once listening.",
     )

@@ -268,7 +268,8 @@ def _check_name(name: object) -> None:
     # Any other string is a usable key, dunders included (liaison 1.0 took any); a dotted
     # name could never be looked up, as targets split at dots.
     if not isinstance(name, str) or not name:
-        raise InvalidArguments(f"name must be a non-empty string, got {type(name).__name__}")
+        got = type(name).__name__ if not isinstance(name, str) else "an empty string"
+        raise InvalidArguments(f"name must be a non-empty string, got {got}")
     if "." in name:
         raise InvalidArguments(f"name {name!r} cannot be stored: it has a dot")
 
