@@ -197,14 +197,19 @@ def test_reading_pauses_while_queued_requests_hold_their_byte_bound() -> None:
         transport, _ = await serve(queue_it)
         try:
             async with connect(url_of(transport), max_size=None) as client:
-                for _ in range(3):
-                    await client.send("x" * size)
+
+                async def send_three() -> None:  # TCP holds the third back while paused
+                    for _ in range(3):
+                        await client.send("x" * size)
+
+                sender = asyncio.create_task(send_three())
                 await until(lambda: len(received) == 2, "two messages read")
                 connection = received[0][1]
                 assert connection._reading_paused and len(received) == 2
                 connection.send(b'"first"')  # one answered: under the bound again
                 await until(lambda: len(received) == 3, "the third message read")
                 assert await client.recv() == '"first"'
+                await sender
         finally:
             await transport.close()
 

@@ -39,6 +39,13 @@ log = logging.getLogger("liaison.transport")
 OUTBOX_HIGH_WATER_BYTES = 16 * 2**20
 OUTBOX_LOW_WATER_BYTES = OUTBOX_HIGH_WATER_BYTES // 2
 
+# orjson's output keeps the whole buffer it was written in: 4 KiB for a 100-byte message,
+# ~9x the size of larger ones (tracemalloc). A message queued behind this many bytes, that
+# is for a client that lags, is copied to its own size (as is a held push), so the
+# outbox's bound in bytes bounds its memory too; a message sent at once costs one
+# comparison.
+COMPACT_FROM_BYTES = 2**20
+
 # Bytes of a client's messages read and queued for a command, not yet answered: at this
 # mark reading that client pauses until replies come (one message past it is read).
 QUEUED_REQUESTS_MAX_BYTES = 16 * 2**20
@@ -246,12 +253,15 @@ class QueuedConnection:
         )
 
     def _call(self, method: Callable[[bytes | bytearray], None], data: bytes | bytearray) -> None:
+        inbox = self._inbox
+        queued = self._outbox.nbytes + inbox.nbytes
+        if queued >= COMPACT_FROM_BYTES and type(data) is bytes:
+            data = bytes(memoryview(data))  # it will wait: a copy of its own size
         if threading.get_ident() == self._loop_thread:
             method(data)
             return
-        inbox = self._inbox
         inbox.put(method, data, len(data))
-        if self._outbox.nbytes + inbox.nbytes >= OUTBOX_HIGH_WATER_BYTES:
+        if queued + len(data) >= OUTBOX_HIGH_WATER_BYTES:
             inbox.wait_for_room(self._producer_must_wait)
 
     def _producer_must_wait(self) -> bool:
@@ -314,7 +324,7 @@ class QueuedConnection:
         # A liaison 1.0 client reads evt.id of every message while a call is pending:
         # a push then would throw in it. It gets the push after its pending replies.
         held = self._held
-        held.append(data)
+        held.append(bytes(memoryview(data)) if type(data) is bytes else data)  # it waits
         held.nbytes += len(data)
         if len(held) > HELD_PUSHES_MAX or held.nbytes > HELD_PUSHES_MAX_BYTES:
             log.warning("%r: too many pushed messages held for a pending reply: sending them"

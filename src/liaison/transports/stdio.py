@@ -153,7 +153,7 @@ class _Output(asyncio.BaseProtocol):
 class StdioTransport:
     """Serves the one peer on ``input_fd`` and ``output_fd``, handing every message to
     ``handlers.on_message``; calls ``handlers.request_stop`` once when the peer goes (EOF
-    on the input, a broken output pipe, an overflowing outbox), and ``handlers.on_close``
+    on the input, a broken output pipe, a peer that reads nothing), and ``handlers.on_close``
     with the connection once it is closed (:meth:`close`). It reads nothing until
     :meth:`start_reading`, so the start marker can go first."""
 
@@ -180,7 +180,7 @@ class StdioTransport:
         loop = self._loop = asyncio.get_running_loop()
         inbox = LoopInbox(loop)
         self.connection = StdioConnection(
-            inbox, self.settings.max_pending, self._overflowed, self.settings.client_read_timeout
+            inbox, self.settings.max_pending, self._not_reading, self.settings.client_read_timeout
         )
         self._output_closed = loop.create_future()
         input_fd, output_fd = self._fds
@@ -214,7 +214,7 @@ class StdioTransport:
                 connection.take_invalid(error_reply(message, None, None))
         connection._check_room()
 
-    def _overflowed(self, reason: str) -> None:
+    def _not_reading(self, reason: str) -> None:
         log.warning("%s: stopping", reason)
         self.lost(reason)
 

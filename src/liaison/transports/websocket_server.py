@@ -46,6 +46,7 @@ CLOSE_TIMEOUT = 2
 # Why reading the socket is paused (bits of _ReadCountingConnection._holds).
 _FRAMES_QUEUED = 1  # websockets' buffer of received frames is full (max_queue)
 _WRITES_PENDING = 2  # the transport's write buffer is over websockets' write_limit
+_CONNECTION_FULL = 4  # the liaison's own rule (QueuedConnection._crowded)
 
 
 class _ReadCountingConnection(ServerConnection):
@@ -151,9 +152,12 @@ class Connection(QueuedConnection):
 
     def _pause_reading(self) -> None:
         self._room.clear()
+        # websockets would go on reading frames into its buffer (max_queue): stop it too.
+        self.ws._hold_reading(_CONNECTION_FULL)
 
     def _resume_reading(self) -> None:
         self._room.set()
+        self.ws._release_reading(_CONNECTION_FULL)
 
     def _drop(self, reason: str) -> None:
         asyncio.get_running_loop().create_task(self._close_unread(reason))
@@ -249,7 +253,8 @@ class Connection(QueuedConnection):
                 await self._send_queued()
             if (self._unanswered or self._outbox) and self._crowded():  # no call if idle
                 self._reading_paused = True
-                self._room.clear()
+                self._pause_reading()
+                del data, reply  # not held while paused: the message may be large
                 await self._wait_for_room()
 
     async def _wait_for_room(self) -> None:
