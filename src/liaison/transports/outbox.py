@@ -277,7 +277,9 @@ class QueuedConnection:
         outbox = self._outbox
         outbox.append(data)
         outbox.nbytes += len(data)
-        if outbox.nbytes >= OUTBOX_HIGH_WATER_BYTES and self._stall_timer is None:
+        # From the low mark, where waiting producers resume: a producer may wait with
+        # the outbox under the high mark (a write left it between its check and here).
+        if outbox.nbytes >= OUTBOX_LOW_WATER_BYTES and self._stall_timer is None:
             self._watch_for_stall()
         self._start_writing()
 
