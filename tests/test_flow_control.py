@@ -270,3 +270,24 @@ def test_only_messages_left_for_a_command_count_as_queued_bytes(reply_at_once: b
             assert connection._queued_bytes == 0
 
     asyncio.run(test())
+
+
+def test_a_cancel_that_answers_a_queued_message_releases_its_bytes() -> None:
+    class Recording(QueuedConnection):
+        def _start_writing(self) -> None:
+            pass
+
+    async def test() -> None:
+        from liaison.transports.inbox import LoopInbox
+
+        connection = Recording(LoopInbox(asyncio.get_running_loop()), 10, 60.0)
+        connection.take("x" * 100, lambda data, sink: None)  # queued
+
+        def cancel(data: Any, sink: Any) -> None:  # the cancelled job replies, then cancel
+            sink.send(b"{}")
+            sink.send(b"{}")
+
+        connection.take("cancel", cancel)
+        assert connection._queued_bytes == 0 and connection._unanswered == 0
+
+    asyncio.run(test())

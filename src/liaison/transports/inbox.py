@@ -46,9 +46,11 @@ class LoopInbox:
     def _run_all(self) -> None:
         with self._lock:
             self._wake_pending = False
-            calls, self._calls = self._calls, collections.deque()
+            # Calls put from here on count until the next _run_all, which they schedule.
             self.nbytes = 0
-        for function, argument in calls:
+        calls = self._calls
+        while calls:
+            function, argument = calls.popleft()
             function(argument)
         if self.waiting:
             self.notify_room()

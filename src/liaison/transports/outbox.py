@@ -197,10 +197,14 @@ class QueuedConnection:
             on_message(data, self)
         finally:
             self._handling = False
-        if self._unanswered == unanswered:  # queued for a command: counted until its reply
+        answered = unanswered - self._unanswered  # replies made while it was handled
+        if not answered:  # queued for a command: counted until its reply
             size = len(data)
             self._queued_sizes.append(size)
             self._queued_bytes += size
+        elif answered > 1:  # it also answered queued ones (a `cancel`)
+            for _ in range(min(answered - 1, len(self._queued_sizes))):
+                self._queued_bytes -= self._queued_sizes.popleft()
 
     def take_invalid(self, reply: bytes) -> None:
         """Answer a message read from the peer that could not be framed with ``reply``."""
@@ -313,7 +317,7 @@ class QueuedConnection:
 
     def _enqueue_reply(self, data: bytes | bytearray) -> None:
         self._unanswered -= 1
-        if not self._handling and self._queued_sizes:
+        if not self._handling and self._queued_sizes:  # while handling: see take
             self._queued_bytes -= self._queued_sizes.popleft()
         self._enqueue(data)
         if self._held and not self._unanswered:
