@@ -48,7 +48,9 @@ class Sink(Protocol):
     """Where a job's messages go: one client connection.
 
     ``data`` is JSON text as bytes, or a binary frame as a bytearray (core.frames.Frame).
-    Every method may be called from any thread and never blocks.
+    Every method may be called from any thread. On the I/O thread none blocks; on another
+    thread, a message queued for a client whose outbox is full waits until it drains
+    (server/transports/outbox.py: the command producing it is held, not the I/O).
     """
 
     @property

@@ -27,6 +27,8 @@ class Settings(NamedTuple):
     - ``max_message_size``: bytes; larger incoming messages close the connection (1009).
     - ``max_connections``: open connections at most; ``None`` for no limit.
     - ``max_pending``: unanswered messages per connection before it stops being read.
+    - ``client_read_timeout``: seconds a client may read nothing while its outbox is
+      full (server/transports/outbox.py) before it is dropped (WebSocket: closed with 1008).
     - ``handshake_timeout``: seconds a client has to complete the opening handshake.
     - ``watch_parent``: stop when the process that started the liaison exits.
     - ``user_output``: where user code's output goes once the start marker is out,
@@ -45,6 +47,7 @@ class Settings(NamedTuple):
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     max_connections: int | None = None
     max_pending: int = 4096
+    client_read_timeout: float = 60.0
     handshake_timeout: float = 10.0
     watch_parent: bool = True
     user_output: str = "stdout"

@@ -1,14 +1,18 @@
-"""What every transport's connection shares: its lifecycle, its outbox, and the rule for
-messages it queues from any thread (replies, pushes, held unsolicited pushes)."""
+"""What every transport's connection shares: its lifecycle, its outbox, and the
+flow-control rule for what is queued in each direction (replies, pushes, held unsolicited
+pushes out; requests awaiting their command in). A transport writes only how bytes
+leave, how reading pauses and how a peer is dropped."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import enum
 import itertools
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from .inbox import LoopInbox
 
@@ -19,6 +23,8 @@ __all__ = [
     "HELD_PUSHES_MAX_BYTES",
     "OPEN",
     "OUTBOX_HIGH_WATER_BYTES",
+    "OUTBOX_LOW_WATER_BYTES",
+    "QUEUED_REQUESTS_MAX_BYTES",
     "ConnectionState",
     "Outbox",
     "QueuedConnection",
@@ -26,9 +32,23 @@ __all__ = [
 
 log = logging.getLogger("liaison.transport")
 
-# Reading a client pauses while this many bytes of messages wait to be sent to it, so a
-# client that pipelines requests with large replies and never reads holds bounded memory.
+# Bytes of messages waiting to be sent to one client. At this mark reading that client
+# pauses, and a command sending to it (progress, partial, push, a reply made on another
+# thread) waits until the outbox is back under the low mark: memory stays bounded and
+# nothing is dropped, however fast commands produce and however slowly the client reads.
 OUTBOX_HIGH_WATER_BYTES = 16 * 2**20
+OUTBOX_LOW_WATER_BYTES = OUTBOX_HIGH_WATER_BYTES // 2
+
+# orjson's output keeps the whole buffer it was written in: 4 KiB for a 100-byte message,
+# ~9x the size of larger ones (tracemalloc). A message queued behind this many bytes, that
+# is for a client that lags, is copied to its own size (as is a held push), so the
+# outbox's bound in bytes bounds its memory too; a message sent at once costs one
+# comparison.
+COMPACT_FROM_BYTES = 2**20
+
+# Bytes of a client's messages read and queued for a command, not yet answered: at this
+# mark reading that client pauses until replies come (one message past it is read).
+QUEUED_REQUESTS_MAX_BYTES = 16 * 2**20
 
 # Pushed messages held for a client until its pending replies are out (see
 # QueuedConnection.push_unsolicited), in messages and bytes; past either, they are sent
@@ -36,13 +56,16 @@ OUTBOX_HIGH_WATER_BYTES = 16 * 2**20
 HELD_PUSHES_MAX = 1024
 HELD_PUSHES_MAX_BYTES = OUTBOX_HIGH_WATER_BYTES
 
+NOT_READING = "client does not read its messages"
+
 
 class ConnectionState(enum.Enum):
-    """A connection's lifecycle: OPEN -> CLOSING -> CLOSED, moved on the I/O thread only.
+    """A connection's lifecycle: OPEN -> CLOSING -> CLOSED, moved on the I/O thread only,
+    and only by QueuedConnection (every move is one of its methods).
 
-    To CLOSING when nothing more may be queued: the client left, or is dropped for not
-    reading. To CLOSED once its writer has stopped. Replies and pushes made after OPEN
-    are dropped. Each transport says when it moves (websocket_server.py, stdio.py).
+    To CLOSING when nothing more may be queued: the client left (``close_outbox``), or is
+    dropped for not reading (``_check_stall``). To CLOSED once its writer has stopped
+    (``writer_stopped``). Replies and pushes made after OPEN are dropped.
     """
 
     OPEN = "open"
@@ -71,21 +94,46 @@ class Outbox(collections.deque[bytes | bytearray | None]):
 class QueuedConnection:
     """A connection as the executor sees it (an execution.Sink), for any transport.
 
-    Its methods may be called from any thread; they run ``_enqueue`` on the I/O thread
-    (at once there, else through the LoopInbox), which a transport implements. It counts
-    the client's messages awaiting their reply (``_unanswered``; the transport adds one
-    per message read) and holds unsolicited pushes while any does.
+    Its methods may be called from any thread; they run on the I/O thread (at once
+    there, else through the LoopInbox). It owns the flow-control rule:
+
+    - Reading pauses (``_pause_reading``) while ``max_pending`` messages await their
+      reply or their turn on the wire, ``QUEUED_REQUESTS_MAX_BYTES`` of requests await
+      their command, or ``OUTBOX_HIGH_WATER_BYTES`` wait in the outbox; it resumes as
+      they drain.
+    - A thread other than the I/O thread that queues a message while the outbox (with
+      what is on its way to it) holds ``OUTBOX_HIGH_WATER_BYTES`` waits until it is under
+      ``OUTBOX_LOW_WATER_BYTES``: the command sending progress, partials or pushes is
+      held, never the I/O thread.
+    - A client that takes nothing from its outbox for ``read_timeout`` seconds while it
+      holds ``OUTBOX_LOW_WATER_BYTES`` or more is dropped (``_drop``).
+
+    It holds unsolicited pushes while a message awaits its reply. A transport writes
+    ``_start_writing``, ``_pause_reading``, ``_resume_reading`` and ``_drop``, hands each
+    message read to :meth:`take`, calls :meth:`_sent` for each message that left the
+    outbox, and :meth:`close_outbox` and :meth:`writer_stopped` as the connection ends.
     """
 
     _ids = itertools.count(1)
 
-    def __init__(self, inbox: LoopInbox) -> None:
+    def __init__(self, inbox: LoopInbox, max_pending: int, read_timeout: float) -> None:
         self.id = next(self._ids)
         self._inbox = inbox
         self._loop_thread = threading.get_ident()
         self._state = OPEN
         self._outbox = Outbox()
+        self._max_pending = max_pending
+        self._read_timeout = read_timeout
         self._unanswered = 0
+        # Sizes of the messages queued for a command, oldest first, and their sum; paired
+        # with replies in arrival order (exact unless concurrent commands overtake).
+        self._queued_sizes: collections.deque[int] = collections.deque()
+        self._queued_bytes = 0
+        self._handling = False  # on_message runs: a reply made now is the message's own
+        self._reading_paused = False
+        self._written = 0  # messages that left the outbox: the client's progress
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._written_at_timer = 0
         self.immediate_pushes = False
         self._held = Outbox()  # unsolicited pushes waiting for the pending replies
 
@@ -122,18 +170,155 @@ class QueuedConnection:
         if immediate:
             self._release_held()
 
+    # -- what a transport writes (I/O thread) --------------------------------------------
+
+    def _start_writing(self) -> None:
+        """Something was queued: send the outbox, unless a send is under way."""
+        raise NotImplementedError
+
+    def _pause_reading(self) -> None:
+        raise NotImplementedError
+
+    def _resume_reading(self) -> None:
+        raise NotImplementedError
+
+    def _drop(self, reason: str) -> None:
+        """Drop the peer for not reading (its state is CLOSING already)."""
+        raise NotImplementedError
+
+    # -- what a transport calls (I/O thread) ---------------------------------------------
+
+    def take(self, data: str | bytes, on_message: Callable[[str | bytes, Any], None]) -> None:
+        """Hand one message read from the peer to ``on_message``."""
+        self._unanswered += 1
+        unanswered = self._unanswered
+        self._handling = True
+        try:
+            on_message(data, self)
+        finally:
+            self._handling = False
+        answered = unanswered - self._unanswered  # replies made while it was handled
+        if not answered:  # queued for a command: counted until its reply
+            size = len(data)
+            self._queued_sizes.append(size)
+            self._queued_bytes += size
+        elif answered > 1:  # it also answered queued ones (a `cancel`)
+            for _ in range(min(answered - 1, len(self._queued_sizes))):
+                self._queued_bytes -= self._queued_sizes.popleft()
+
+    def take_invalid(self, reply: bytes) -> None:
+        """Answer a message read from the peer that could not be framed with ``reply``."""
+        self._unanswered += 1
+        self._handling = True
+        try:
+            self.send(reply)
+        finally:
+            self._handling = False
+
+    def _sent(self, data: bytes | bytearray) -> None:
+        """``data`` left the outbox for the wire."""
+        outbox = self._outbox
+        outbox.nbytes -= len(data)
+        self._written += 1
+        if self._reading_paused and not self._crowded():
+            self._reading_paused = False
+            self._resume_reading()
+        if self._inbox.waiting and outbox.nbytes < OUTBOX_LOW_WATER_BYTES:
+            self._inbox.notify_room()
+
+    def _check_room(self) -> None:
+        """Pause or resume reading as the rule says."""
+        crowded = self._crowded()
+        if crowded != self._reading_paused:
+            self._reading_paused = crowded
+            if crowded:
+                self._pause_reading()
+            else:
+                self._resume_reading()
+
+    def close_outbox(self) -> None:
+        """The client left: queue nothing more, and end the writer after what is queued."""
+        self._to_closing()
+        self._outbox.append(None)
+        self._start_writing()
+
+    def writer_stopped(self) -> None:
+        """Nothing more can be written: the writer ended or the output closed."""
+        self._state = CLOSED
+        self._stop_waiting()
+
+    # -- the rule --------------------------------------------------------------------------
+
+    def _crowded(self) -> bool:
+        return (
+            self._unanswered + len(self._outbox) >= self._max_pending
+            or self._outbox.nbytes >= OUTBOX_HIGH_WATER_BYTES
+            or self._queued_bytes >= QUEUED_REQUESTS_MAX_BYTES
+        )
+
     def _call(self, method: Callable[[bytes | bytearray], None], data: bytes | bytearray) -> None:
+        inbox = self._inbox
+        queued = self._outbox.nbytes + inbox.nbytes
+        if queued >= COMPACT_FROM_BYTES and type(data) is bytes:
+            data = bytes(memoryview(data))  # it will wait: a copy of its own size
         if threading.get_ident() == self._loop_thread:
             method(data)
-        else:
-            self._inbox.put(method, data)
+            return
+        inbox.put(method, data, len(data))
+        if queued + len(data) >= OUTBOX_HIGH_WATER_BYTES:
+            inbox.wait_for_room(self._producer_must_wait)
+
+    def _producer_must_wait(self) -> bool:
+        return (
+            self._state is OPEN
+            and self._outbox.nbytes + self._inbox.nbytes >= OUTBOX_LOW_WATER_BYTES
+        )
 
     def _enqueue(self, data: bytes | bytearray) -> None:
         """Queue ``data`` for the wire (I/O thread); dropped unless OPEN."""
-        raise NotImplementedError
+        if self._state is not OPEN:
+            return
+        outbox = self._outbox
+        outbox.append(data)
+        outbox.nbytes += len(data)
+        # From the low mark, where waiting producers resume: a producer may wait with
+        # the outbox under the high mark (a write left it between its check and here).
+        if outbox.nbytes >= OUTBOX_LOW_WATER_BYTES and self._stall_timer is None:
+            self._watch_for_stall()
+        self._start_writing()
+
+    def _watch_for_stall(self) -> None:
+        self._written_at_timer = self._written
+        loop = asyncio.get_running_loop()
+        self._stall_timer = loop.call_later(self._read_timeout, self._check_stall)
+
+    def _check_stall(self) -> None:
+        self._stall_timer = None
+        if self._state is not OPEN or self._outbox.nbytes < OUTBOX_LOW_WATER_BYTES:
+            return
+        if self._written != self._written_at_timer:
+            self._watch_for_stall()  # it reads, slowly: watch the next period
+            return
+        log.warning("%r has read nothing for %s s: disconnecting it", self, self._read_timeout)
+        self._to_closing()
+        self._drop(NOT_READING)
+
+    def _to_closing(self) -> None:
+        if self._state is OPEN:
+            self._state = CLOSING
+        self._stop_waiting()
+
+    def _stop_waiting(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+        if self._inbox.waiting:
+            self._inbox.notify_room()  # a command waiting to send here: nothing will be
 
     def _enqueue_reply(self, data: bytes | bytearray) -> None:
         self._unanswered -= 1
+        if not self._handling and self._queued_sizes:  # while handling: see take
+            self._queued_bytes -= self._queued_sizes.popleft()
         self._enqueue(data)
         if self._held and not self._unanswered:
             self._release_held()
@@ -145,7 +330,7 @@ class QueuedConnection:
         # A liaison 1.0 client reads evt.id of every message while a call is pending:
         # a push then would throw in it. It gets the push after its pending replies.
         held = self._held
-        held.append(data)
+        held.append(bytes(memoryview(data)) if type(data) is bytes else data)  # it waits
         held.nbytes += len(data)
         if len(held) > HELD_PUSHES_MAX or held.nbytes > HELD_PUSHES_MAX_BYTES:
             log.warning("%r: too many pushed messages held for a pending reply: sending them"

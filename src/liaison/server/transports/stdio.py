@@ -23,7 +23,7 @@ from ...protocol.replies import error_reply
 from ..io_thread import TransportHandlers
 from ..settings import Settings
 from .inbox import LoopInbox
-from .outbox import CLOSED, CLOSING, OPEN, OUTBOX_HIGH_WATER_BYTES, QueuedConnection
+from .outbox import QueuedConnection
 
 __all__ = ["StdioConnection", "StdioTransport"]
 
@@ -38,36 +38,32 @@ _PIPE_SIZE = 2**20
 class StdioConnection(QueuedConnection):
     """The one peer: a thread-safe outbox in front of the output pipe.
 
-    Like a WebSocket connection, reading pauses while ``max_pending`` messages await
-    their reply or their turn, or ``OUTBOX_HIGH_WATER_BYTES`` wait, and a peer that stops
-    reading while messages are pushed to it is dropped once the outbox overflows: over
-    stdio that stops the liaison (``on_lost``). Everything queued in one turn of the
-    event loop leaves in one write; unsolicited pushes follow the shared rule of
-    :class:`QueuedConnection`.
+    Flow control is :class:`QueuedConnection`'s, as over WebSocket; here reading pauses
+    on the input pipe, and a peer dropped for not reading stops the liaison
+    (``on_lost``). Everything queued in one turn of the event loop leaves in one write.
 
-    Its lifecycle (outbox.ConnectionState): to CLOSING when the outbox overflows or the
-    transport closes (``flush_all``: what is queued is handed to the pipe transport);
-    to CLOSED once the output pipe is closed (``output_closed``).
+    Its lifecycle (outbox.ConnectionState) is moved by QueuedConnection: to CLOSING when
+    the peer is dropped or the transport closes (``flush_all``: what is queued is handed
+    to the pipe transport); to CLOSED once the output pipe is closed (``writer_stopped``).
     """
 
-    def __init__(self, inbox: LoopInbox, max_pending: int, on_lost: Callable[[str], None]) -> None:
-        super().__init__(inbox)
-        self._max_pending = max_pending
+    def __init__(
+        self,
+        inbox: LoopInbox,
+        max_pending: int,
+        on_lost: Callable[[str], None],
+        read_timeout: float = 60.0,
+    ) -> None:
+        super().__init__(inbox, max_pending, read_timeout)
         self._on_lost = on_lost
         self._flush_pending = False
         self._writable = True  # the pipe transport is under its high-water mark
-        self._reading_paused = False
         self._on_answered: Callable[[], None] | None = None  # see when_answered
         self.writer: asyncio.WriteTransport | None = None
         self.reader: asyncio.ReadTransport | None = None
 
     def __repr__(self) -> str:
         return f"<StdioConnection {self.id}>"
-
-    def received(self) -> None:
-        """Count a message read from the peer, not yet answered (loop thread)."""
-        self._unanswered += 1
-        self._check_room()
 
     def when_answered(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (loop thread) once no message read awaits its reply: now if
@@ -82,19 +78,21 @@ class StdioConnection(QueuedConnection):
         if self._on_answered is not None and not self._unanswered:
             self._on_answered()
 
-    def _enqueue(self, data: bytes | bytearray) -> None:
-        if self._state is not OPEN:
-            return
-        outbox = self._outbox
-        if len(outbox) >= 4 * self._max_pending:
-            self._state = CLOSING
-            self._on_lost("the peer does not read its messages")
-            return
-        outbox.append(data)
-        outbox.nbytes += len(data)
+    def _start_writing(self) -> None:
         if not self._flush_pending and self._writable:
             self._flush_pending = True
             asyncio.get_running_loop().call_soon(self._flush)
+
+    def _pause_reading(self) -> None:
+        if self.reader is not None:
+            self.reader.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.reader is not None:
+            self.reader.resume_reading()
+
+    def _drop(self, reason: str) -> None:
+        self._on_lost(reason)
 
     def _flush(self) -> None:
         """Write what is queued, in one write, while the pipe transport has room."""
@@ -108,12 +106,12 @@ class StdioConnection(QueuedConnection):
         while outbox and size < _PIPE_HIGH_WATER:
             data = outbox.popleft()
             assert data is not None  # this outbox has no end mark: closing flushes it
-            outbox.nbytes -= len(data)
             size += len(data)
             if type(data) is bytes:
                 pieces.append(encode_text(data))
             else:  # a bytearray (core.frames.Frame) is a binary frame
                 pieces += (binary_header(len(data)), data, b"\n")
+            self._sent(data)
         if pieces:
             writer.writelines(pieces)
         if outbox and self._writable:  # more than one batch: the rest on the next turn
@@ -126,21 +124,8 @@ class StdioConnection(QueuedConnection):
 
     def resume_writing(self) -> None:
         self._writable = True
-        if self._outbox and not self._flush_pending:
-            self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _check_room(self) -> None:
-        crowded = (
-            self._unanswered + len(self._outbox) >= self._max_pending
-            or self._outbox.nbytes >= OUTBOX_HIGH_WATER_BYTES
-        )
-        if crowded != self._reading_paused and self.reader is not None:
-            self._reading_paused = crowded
-            if crowded:
-                self.reader.pause_reading()
-            else:
-                self.reader.resume_reading()
+        if self._outbox:
+            self._start_writing()
 
     def flush_all(self) -> None:
         """Hand everything queued to the pipe transport, room or not, and queue nothing
@@ -148,11 +133,7 @@ class StdioConnection(QueuedConnection):
         self._writable = True
         while self._outbox and self.writer is not None and not self.writer.is_closing():
             self._flush()
-        if self._state is OPEN:
-            self._state = CLOSING
-
-    def output_closed(self) -> None:
-        self._state = CLOSED
+        self._to_closing()
 
 
 class _Input(asyncio.Protocol):
@@ -189,7 +170,7 @@ class _Output(asyncio.BaseProtocol):
 class StdioTransport:
     """Serves the one peer on ``input_fd`` and ``output_fd``, handing every message to
     ``handlers.on_message``; calls ``handlers.request_stop`` once when the peer goes (a
-    broken output pipe, an overflowing outbox, a failed read) or has said all it will
+    broken output pipe, a peer that reads nothing, a failed read) or has said all it will
     (EOF on the input: once every message read is answered), and ``handlers.on_close``
     with the connection once it is closed (:meth:`close`). It reads nothing until
     :meth:`start_reading`, so the start marker can go first."""
@@ -217,7 +198,9 @@ class StdioTransport:
         name. A regular file serves too (``< commands.txt``)."""
         loop = self._loop = asyncio.get_running_loop()
         inbox = LoopInbox(loop)
-        self.connection = StdioConnection(inbox, self.settings.max_pending, self._overflowed)
+        self.connection = StdioConnection(
+            inbox, self.settings.max_pending, self._not_reading, self.settings.client_read_timeout
+        )
         self._output_closed = loop.create_future()
         input_fd, output_fd = self._fds
         for fd in (input_fd, output_fd):
@@ -244,14 +227,14 @@ class StdioTransport:
     def data_received(self, data: bytes) -> None:
         for message in self._decoder.feed(data):
             self._handle(message)
+        self.connection._check_room()
 
     def _handle(self, message: str | bytes | Exception) -> None:
         connection = self.connection
-        connection.received()
         if isinstance(message, (str, bytes)):
-            self.handlers.on_message(message, connection)
+            connection.take(message, self.handlers.on_message)
         else:
-            connection.send(error_reply(message, None, None))
+            connection.take_invalid(error_reply(message, None, None))
 
     def input_ended(self) -> None:
         """EOF on the input: no more messages (``< commands.txt`` ends at once). Every
@@ -264,7 +247,7 @@ class StdioTransport:
         log.info("stdin was closed: stopping once every message read is answered")
         self.connection.when_answered(lambda: self.lost("every message read is answered"))
 
-    def _overflowed(self, reason: str) -> None:
+    def _not_reading(self, reason: str) -> None:
         log.warning("%s: stopping", reason)
         self.lost(reason)
 
@@ -304,7 +287,7 @@ class StdioTransport:
             writer.abort()  # the peer does not read: give up on the rest
 
     def output_closed(self, exc: Exception | None) -> None:
-        self.connection.output_closed()
+        self.connection.writer_stopped()
         if not self._output_closed.done():
             self._output_closed.set_result(None)
         self.lost("stdout was closed" if exc is None else f"stdout failed: {exc}")

@@ -24,7 +24,7 @@ from ..io_thread import TransportHandlers
 from ..settings import Settings
 from .descriptors import DescriptorShortage
 from .inbox import LoopInbox
-from .outbox import CLOSED, CLOSING, OPEN, OUTBOX_HIGH_WATER_BYTES, QueuedConnection
+from .outbox import CLOSED, QueuedConnection
 from .security import RedactingFilter, check_handshake
 
 __all__ = ["Connection", "WebSocketTransport"]
@@ -39,39 +39,79 @@ MessageHandler = Callable[[str | bytes, "Connection"], None]
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux only
 
 
+# Frames websockets may buffer for a connection whose reader is busy, as bytes: it counts
+# frames (max_queue), so it gets as many messages of the largest size as fit, at least 1.
+RECEIVE_BUFFER_BYTES = 64 * 2**20
+
+# Seconds a closing handshake may take before the socket is cut.
+CLOSE_TIMEOUT = 2
+
+# Why reading the socket is paused (bits of _ReadCountingConnection._holds).
+_FRAMES_QUEUED = 1  # websockets' buffer of received frames is full (max_queue)
+_WRITES_PENDING = 2  # the transport's write buffer is over websockets' write_limit
+_CONNECTION_FULL = 4  # the liaison's own rule (QueuedConnection._crowded)
+
+
 class _ReadCountingConnection(ServerConnection):
     """websockets' server connection, counting the socket reads it parses messages from
     (``create_connection``, a documented extension point): messages from one read were
-    sent together, a burst whose replies may share TCP segments."""
+    sent together, a burst whose replies may share TCP segments.
+
+    It also stops reading the socket while its write buffer is over ``write_limit``:
+    websockets answers every PING with a PONG whether the client reads or not, so a
+    client that sends pings and never reads would otherwise grow that buffer without end.
+    """
 
     reads = 0
+    _holds = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         limit_read_size(transport)
         super().connection_made(transport)
+        # The frame buffer's pauses join ours, so neither resumes what the other paused.
+        self.recv_messages.pause = lambda: self._hold_reading(_FRAMES_QUEUED)
+        self.recv_messages.resume = lambda: self._release_reading(_FRAMES_QUEUED)
 
     def data_received(self, data: bytes) -> None:
         self.reads += 1
         super().data_received(data)
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._hold_reading(_WRITES_PENDING)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._release_reading(_WRITES_PENDING)
+
+    def _hold_reading(self, reason: int) -> None:
+        if not self._holds:
+            cast(asyncio.ReadTransport, self.transport).pause_reading()
+        self._holds |= reason
+
+    def _release_reading(self, reason: int) -> None:
+        held = self._holds
+        self._holds = held & ~reason
+        if held and not self._holds:
+            cast(asyncio.ReadTransport, self.transport).resume_reading()
+
 
 class Connection(QueuedConnection):
     """One client: a thread-safe outbox in front of a websockets connection.
 
-    Reading pauses while ``max_pending`` messages await their reply or their turn on
-    the wire, or ``OUTBOX_HIGH_WATER_BYTES`` wait to be sent, so a client that floods
-    holds bounded memory; a client that stops reading while messages are pushed to it
-    is disconnected (1008) once its outbox overflows.
+    Flow control is :class:`QueuedConnection`'s; here reading pauses by not taking the
+    next message, and a client dropped for not reading is closed with 1008.
 
-    Its lifecycle (outbox.ConnectionState): to CLOSING when the client left (the
-    transport calls ``close_outbox`` once the reader ends) or is disconnected for not
-    reading (``_enqueue``); to CLOSED by the writer when it stops, at the outbox's end
-    mark (``None``) or when the socket closes under it. Unsolicited pushes follow the
-    shared rule of :class:`QueuedConnection`.
+    Its lifecycle (outbox.ConnectionState) is moved by QueuedConnection: to CLOSING when
+    the client left (the transport calls ``close_outbox`` once the reader ends) or is
+    dropped; to CLOSED (``writer_stopped``) when the writer stops, at the outbox's end
+    mark (``None``) or when the socket closes under it.
     """
 
-    def __init__(self, ws: _ReadCountingConnection, inbox: LoopInbox, max_pending: int):
-        super().__init__(inbox)
+    def __init__(
+        self, ws: _ReadCountingConnection, inbox: LoopInbox, max_pending: int, read_timeout: float
+    ) -> None:
+        super().__init__(inbox, max_pending, read_timeout)
         self.ws = ws
         # One future wakes the writer: asyncio.Queue costs ~10 Python calls per message.
         self._outbox_filled: asyncio.Future[None] | None = None
@@ -79,9 +119,7 @@ class Connection(QueuedConnection):
         # on_message, a reply made then lands in _reply_now and the reader sends it; any
         # other send goes through the outbox, under _sending (reader or writer task).
         self._sending = False  # a task is sending: only one may be
-        self._handling = False  # the reader is in on_message
         self._reply_now: bytes | bytearray | None = None  # made while handling, unsent
-        self._max_pending = max_pending
         self._room = asyncio.Event()
         self._room.set()
         self._reads_seen = -1  # ws.reads when the reader took the previous message
@@ -110,31 +148,30 @@ class Connection(QueuedConnection):
         else:
             self._call(self._enqueue_reply, data)
 
-    def _enqueue(self, data: bytes | bytearray) -> None:
-        if self._state is not OPEN:
-            return
-        if len(self._outbox) >= 4 * self._max_pending:
-            log.warning("%r does not read its messages: disconnecting it", self)
-            self._state = CLOSING
-            asyncio.get_running_loop().create_task(
-                self.ws.close(1008, "client does not read its messages")
-            )
-            return
-        outbox = self._outbox
-        outbox.append(data)
-        outbox.nbytes += len(data)
-        self._wake_writer()
-
-    def _wake_writer(self) -> None:
+    def _start_writing(self) -> None:
         waiter = self._outbox_filled
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _crowded(self) -> bool:
-        return (
-            self._unanswered + len(self._outbox) >= self._max_pending
-            or self._outbox.nbytes >= OUTBOX_HIGH_WATER_BYTES
-        )
+    def _pause_reading(self) -> None:
+        self._room.clear()
+        # websockets would go on reading frames into its buffer (max_queue): stop it too.
+        self.ws._hold_reading(_CONNECTION_FULL)
+
+    def _resume_reading(self) -> None:
+        self._room.set()
+        self.ws._release_reading(_CONNECTION_FULL)
+
+    def _drop(self, reason: str) -> None:
+        asyncio.get_running_loop().create_task(self._close_unread(reason))
+
+    async def _close_unread(self, reason: str) -> None:
+        # The close frame waits behind what the client has not read (websockets drains
+        # before it closes, without a deadline): past the close timeout the socket is cut.
+        try:
+            await asyncio.wait_for(self.ws.close(1008, reason), CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            self.ws.transport.abort()
 
     async def writer(self) -> None:
         """Send what others queue (replies from the main thread, pushes) until closed."""
@@ -149,7 +186,7 @@ class Connection(QueuedConnection):
         except ConnectionClosed:
             pass
         finally:
-            self._state = CLOSED
+            self.writer_stopped()
             self._room.set()
 
     # Pipelined messages come many per read and are handled in one turn of the event
@@ -188,31 +225,24 @@ class Connection(QueuedConnection):
             while outbox:
                 data = outbox.popleft()
                 if data is None:  # the end mark
-                    self._state = CLOSED
+                    self.writer_stopped()
                     return
                 # bytes are JSON text; a bytearray (core.frames.Frame) is a binary frame
                 await self.ws.send(data, text=not isinstance(data, bytearray))
-                outbox.nbytes -= len(data)
-                if not self._room.is_set() and not self._crowded():
-                    self._room.set()
+                self._sent(data)
         finally:
             self._sending = False
             if outbox:  # queued while the last send was awaited: the writer's now
-                self._wake_writer()
+                self._start_writing()
 
     async def reader(self, on_message: MessageHandler) -> None:
         ws = self.ws
         async for data in ws:
-            self._unanswered += 1
             if ws.reads != self._reads_seen:
                 self._reads_seen = ws.reads
             elif not self._corked:
                 self._cork()  # this message came in the previous one's read: a burst
-            self._handling = True
-            try:
-                on_message(data, self)
-            finally:
-                self._handling = False
+            self.take(data, on_message)
             reply = self._reply_now
             if reply is not None:
                 self._reply_now = None
@@ -225,15 +255,19 @@ class Connection(QueuedConnection):
                 # Replies made while handling or sending go out now: no task switch.
                 await self._send_queued()
             if (self._unanswered or self._outbox) and self._crowded():  # no call if idle
-                self._room.clear()
-                await self._room.wait()
+                self._reading_paused = True
+                self._pause_reading()
+                del data, reply  # not held while paused: the message may be large
+                await self._wait_for_room()
 
-    def close_outbox(self) -> None:
-        """The client left: queue nothing more, and end the writer after what is queued."""
-        if self._state is OPEN:
-            self._state = CLOSING
-        self._outbox.append(None)
-        self._wake_writer()
+    async def _wait_for_room(self) -> None:
+        """Until reading may resume, or the connection is closed (then nothing resumes
+        it: the replies it waits for are dropped)."""
+        room = asyncio.ensure_future(self._room.wait())
+        closed = asyncio.ensure_future(self.ws.wait_closed())
+        await asyncio.wait((room, closed), return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (room, closed):
+            waiter.cancel()
 
 
 class WebSocketTransport:
@@ -266,9 +300,11 @@ class WebSocketTransport:
             open_timeout=settings.handshake_timeout,
             compression=None,  # deflate costs more CPU than loopback bandwidth saves
             ping_interval=None,  # loopback peers; liaison's `ping` command serves liveness
-            close_timeout=2,
+            close_timeout=CLOSE_TIMEOUT,
             server_header=None,
             create_connection=_ReadCountingConnection,
+            # In frames: as many messages of the largest size as RECEIVE_BUFFER_BYTES hold.
+            max_queue=(max(1, RECEIVE_BUFFER_BYTES // settings.max_message_size), 0),
         )
         if self._log_filter is not None:
             _WEBSOCKETS_LOG.addFilter(self._log_filter)
@@ -319,7 +355,10 @@ class WebSocketTransport:
         assert self._inbox is not None
         # serve() made ws with create_connection=_ReadCountingConnection
         connection = Connection(
-            cast(_ReadCountingConnection, ws), self._inbox, self.settings.max_pending
+            cast(_ReadCountingConnection, ws),
+            self._inbox,
+            self.settings.max_pending,
+            self.settings.client_read_timeout,
         )
         self.connections.add(connection)
         log.info("client connected: %r", connection)
@@ -338,12 +377,9 @@ class WebSocketTransport:
                 self.handlers.on_close(connection)
 
     def broadcast(self, data: bytes) -> None:
-        """Send ``data`` to every connected client; callable from any thread."""
-        assert self._inbox is not None
-        self._inbox.put(self._broadcast, data)
-
-    def _broadcast(self, data: bytes) -> None:
-        for connection in list(self.connections):
+        """Send ``data`` to every connected client; callable from any thread. A thread
+        other than the I/O thread waits while a client's outbox is full (QueuedConnection)."""
+        for connection in self.connections.copy():
             connection.push_unsolicited(data)
 
     async def close(self) -> None:
