@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 import pytest
-from liaison.server.io_thread import TransportHandlers
 from websockets.asyncio.client import connect
 
 from conftest import RawClient
+from liaison.server.io_thread import TransportHandlers
 from liaison.server.settings import Settings
 from liaison.server.transports.outbox import (
     OUTBOX_HIGH_WATER_BYTES,
