@@ -4,11 +4,14 @@ A command stuck in C code that holds the GIL (``sum(range(10**10))``) keeps ever
 of the liaison from running Python, the stop watchdog thread included: the liaison hears
 a SIGTERM but cannot act on it. So at start-up (POSIX) the liaison starts this module as
 a small child process, and tells it when a stop begins: from Python when it can, and from
-faulthandler's C-level handler of SIGINT and SIGTERM, which writes the threads'
-tracebacks to the child's stdin without the GIL, then runs the Python handler as before.
+faulthandler's C-level handler of SIGINT and SIGTERM, which writes the traceback of the
+thread the signal landed on (the main thread, which runs commands, where the kernel
+delivers it) to the child's stdin without the GIL, then runs the Python handler as before.
+Only that thread: dumping every thread from a signal handler reads the others' frames
+while they run, and crashed the liaison (SIGSEGV) in about one stop in 17.
 If the liaison still lives ``seconds`` after the first notice, the child kills it
 (SIGKILL), writes the stop marker unless the liaison said it did (a NUL byte), and
-reports on stderr where the liaison's threads were when the stop began. It exits as soon
+reports on stderr where that thread was when the stop began. It exits as soon
 as the liaison does (EOF on its stdin).
 
 The child runs this file with ``python -I -S``: only the standard library, imported at
@@ -70,7 +73,7 @@ class StopDeadline:
         os.set_blocking(writer, False)  # a signal handler must never wait on a full pipe
         notices = open(writer, "wb", buffering=0)  # noqa: SIM115 - kept by faulthandler
         for signum in (signal.SIGINT, signal.SIGTERM):
-            faulthandler.register(signum, file=notices, all_threads=True, chain=True)
+            faulthandler.register(signum, file=notices, all_threads=False, chain=True)
         return cls(notices)
 
     def begin(self) -> None:
@@ -124,7 +127,7 @@ def _watch(liaison: int, seconds: float, marker: bytes) -> None:
     where = notices.replace(MARKER_WRITTEN, b"").replace(_STOP_BEGUN, b"").decode(errors="replace")
     sys.stderr.write(
         f"liaison: a command kept the interpreter (the GIL) for {seconds:g} s after the stop "
-        "began: killed the liaison (SIGKILL). Where its threads were then:\n" + where
+        "began: killed the liaison (SIGKILL). Where its main thread was then:\n" + where
     )
 
 
