@@ -9,26 +9,42 @@ Replies leave through each job's :class:`Sink`, which must be thread-safe.
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import logging
 import queue
 import signal
 import threading
 from collections.abc import Callable
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ..core import CommandCancelled, CommandTimedOut, Companion, Request
-from ..protocol.errors import LiaisonInterrupt
-from ..protocol.replies import partial_message, progress_message, request_error_reply, success_reply
+from ..core import Companion, Request
+from ..protocol.replies import partial_message, request_error_reply, success_reply
 from .handoff import OrderedQueue, new_ordered_queue
 from .hostos import HostOS, current_host, interrupt_main_thread
+from .jobs import (
+    DONE,
+    QUEUED,
+    RUNNING,
+    Cancelled,
+    Interrupted,
+    Job,
+    JobState,
+    Sink,
+    Stopping,
+    TimedOut,
+    current_job,
+    current_sink,
+    progress,
+)
 
 if TYPE_CHECKING:
     from .gui import GuiLoop
 
+# The job's names are re-exported: importers of liaison.server.execution keep working.
 __all__ = [
+    "DONE",
+    "QUEUED",
+    "RUNNING",
     "Cancelled",
     "Executor",
     "Interrupted",
@@ -43,146 +59,9 @@ __all__ = [
 
 log = logging.getLogger("liaison.execution")
 
-
-class Sink(Protocol):
-    """Where a job's messages go: one client connection.
-
-    ``data`` is JSON text as bytes, or a binary frame as a bytearray (core.frames.Frame).
-    Every method may be called from any thread and never blocks.
-    """
-
-    @property
-    def id(self) -> int:
-        """Tells this connection from every other one of the process (keys its jobs)."""
-
-    immediate_pushes: bool  # see push_unsolicited
-
-    def send(self, data: bytes | bytearray) -> None:
-        """Queue the final reply to one of the client's messages."""
-
-    def push(self, data: bytes | bytearray) -> None:
-        """Queue a message of a running command of this client (progress, partial)."""
-
-    def push_unsolicited(self, data: bytes | bytearray) -> None:
-        """Queue a message no command of this client asked for (``liaison.send``).
-
-        Unless the client opted in to immediate pushes (:meth:`set_immediate_pushes`),
-        it waits until none of the client's messages awaits its reply: liaison 1.0
-        clients read ``evt.id`` of every message while a call is pending.
-        """
-
-    def set_immediate_pushes(self, immediate: bool) -> None:
-        """Send unsolicited messages at once (True) or hold them as above (False)."""
-
-
-class Interrupted(LiaisonInterrupt):
-    """Raised inside a running command to stop it; a BaseException so `try` won't eat it."""
-
-    def reply_error(self, job: Job) -> Exception:
-        return CommandCancelled("the command was cancelled")
-
-
-class Cancelled(Interrupted):
-    pass
-
-
-class TimedOut(Interrupted):
-    def reply_error(self, job: Job) -> Exception:
-        return CommandTimedOut(f"the command ran past its timeout of {job.request.timeout} s")
-
-
-class Stopping(Interrupted):
-    def reply_error(self, job: Job) -> Exception:
-        return CommandCancelled("the liaison is shutting down")
-
-
-class JobState(enum.Enum):
-    """A job's lifecycle: QUEUED -> RUNNING -> DONE, or QUEUED -> DONE if cancelled first.
-
-    Moved only under the job's lock: to RUNNING by the thread that runs it
-    (:meth:`Job.start`), to DONE by whichever thread replies first (:meth:`Job.finish`:
-    the runner, or a cancel, timeout or stop from another thread). Never moves back.
-    """
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-
-
-QUEUED, RUNNING, DONE = JobState.QUEUED, JobState.RUNNING, JobState.DONE
-
 # Under a GUI loop an interrupt can land in a toolkit's callback, which swallows it
 # (prints it): it is sent again this often, in seconds, until the job ends.
 INTERRUPT_REPEAT_SECONDS = 0.1
-
-current_job: ContextVar[Job | None] = ContextVar("liaison_current_job", default=None)
-
-
-def progress(data: Any) -> bool:
-    """Send ``data`` as a progress message to the client whose command is running.
-
-    Returns False (and sends nothing) when called outside a command.
-    """
-    job = current_job.get()
-    if job is None:
-        return False
-    job.sink.push(progress_message(job.request.id, data, job.request.binary))
-    return True
-
-
-def _current_sink() -> Sink | None:
-    """The sink of the command running on this thread (or task), if any."""
-    job = current_job.get()
-    return None if job is None else job.sink
-
-
-class Job:
-    """One request on its way to its single reply."""
-
-    __slots__ = ("_lock", "cancel_timeout", "interrupt", "key", "on_done", "request", "sink",
-                 "state", "task", "thread")  # fmt: skip
-
-    def __init__(self, request: Request, sink: Sink) -> None:
-        self.request = request
-        self.sink = sink
-        self.state: JobState = QUEUED
-        self.interrupt: type[Interrupted] | None = None
-        self.thread: int | None = None
-        self.task: tuple[asyncio.AbstractEventLoop, asyncio.Task[None]] | None = None
-        # Called with the job once it has replied, to forget its key (sink id, request
-        # id) under which it can be cancelled, and to cancel its timeout.
-        self.on_done: Callable[[Job], None] | None = None
-        self.key: tuple[int, Any] | None = None
-        self.cancel_timeout: Callable[[], None] | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> bool:
-        """Mark the job running on this thread; False if it was cancelled while queued."""
-        with self._lock:
-            if self.state is not QUEUED:
-                return False
-            self.state = RUNNING
-            self.thread = threading.get_ident()
-            return True
-
-    def finish(self, data: bytes | bytearray) -> bool:
-        """Send the final reply; only the first call sends anything."""
-        with self._lock:
-            if self.state is DONE:
-                return False
-            self.state = DONE
-        # The reply is encoded: let go of the arguments before handing it over. Freed here
-        # and now, their memory serves the next message; freed while the I/O thread works
-        # on the reply, large ones fragment its heap (with 2 MB messages: ~300 page faults
-        # each, and 3-4x the resident memory).
-        self.request = self.request.released()
-        if self.on_done is not None:
-            self.on_done(self)
-        self.sink.send(data)
-        return True
-
-    def fail(self, error: BaseException) -> bool:
-        return self.finish(request_error_reply(self.request, error))
 
 
 # The ids a job is registered under (core.request validates every message's id).
@@ -204,7 +83,7 @@ class Executor:
         """``call_later(seconds, callback)`` schedules a timeout and returns its canceller;
         ``host`` says how to interrupt the main thread (default: this OS's way)."""
         self.companion = companion
-        companion.current_owner = _current_sink  # `release` frees the sender's references
+        companion.current_owner = current_sink  # `release` frees the sender's references
         self._call_later = call_later
         self._host = host or current_host()
         self._gui: GuiLoop | None = None
