@@ -7,16 +7,18 @@ thread (or task); :func:`progress` reports through it.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core import CommandCancelled, CommandTimedOut, Request
 from ..protocol.errors import LiaisonInterrupt
-from ..protocol.replies import progress_message, request_error_reply
+from ..protocol.replies import partial_message, progress_message, request_error_reply
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "DONE",
@@ -24,6 +26,7 @@ __all__ = [
     "RUNNING",
     "Cancelled",
     "Interrupted",
+    "Interruption",
     "Job",
     "JobState",
     "Sink",
@@ -90,9 +93,10 @@ class Stopping(Interrupted):
 class JobState(enum.Enum):
     """A job's lifecycle: QUEUED -> RUNNING -> DONE, or QUEUED -> DONE if cancelled first.
 
-    Moved only under the job's lock: to RUNNING by the thread that runs it
-    (:meth:`Job.start`), to DONE by whichever thread replies first (:meth:`Job.finish`:
-    the runner, or a cancel, timeout or stop from another thread). Never moves back.
+    Moved only by :class:`Job`'s methods, under its lock: to RUNNING by the thread that
+    runs it (:meth:`Job.start`), to DONE by whichever thread replies first
+    (:meth:`Job.finish`, :meth:`Job.fail`: the runner, or a cancel, timeout or stop from
+    another thread, through :meth:`Job.interrupt`). Never moves back.
     """
 
     QUEUED = "queued"
@@ -126,14 +130,14 @@ def current_sink() -> Sink | None:
 class Job:
     """One request on its way to its single reply."""
 
-    __slots__ = ("_lock", "cancel_timeout", "interrupt", "key", "on_done", "request", "sink",
-                 "state", "task", "thread")  # fmt: skip
+    __slots__ = ("_lock", "cancel_timeout", "interrupted_by", "key", "on_done", "request",
+                 "sink", "state", "task", "thread")  # fmt: skip
 
     def __init__(self, request: Request, sink: Sink) -> None:
         self.request = request
         self.sink = sink
         self.state: JobState = QUEUED
-        self.interrupt: type[Interrupted] | None = None
+        self.interrupted_by: type[Interrupted] | None = None  # set once, while it runs
         self.thread: int | None = None
         self.task: tuple[asyncio.AbstractEventLoop, asyncio.Task[None]] | None = None
         # Called with the job once it has replied, to forget its key (sink id, request
@@ -169,4 +173,62 @@ class Job:
         return True
 
     def fail(self, error: BaseException) -> bool:
+        """Reply with ``error``; only the first reply of a job is sent."""
         return self.finish(request_error_reply(self.request, error))
+
+    def interrupt(self, reason: type[Interrupted], main_thread: int | None) -> Interruption:
+        """Stop this job for ``reason`` (any thread); says what is left to the caller.
+
+        A queued job replies ``reason``'s error at once. A running one has ``reason``
+        raised where it runs: its task is cancelled, or a worker thread gets it at its
+        next bytecode (``PyThreadState_SetAsyncExc``: C code is not interrupted), both
+        under the job's lock so that it cannot finish meanwhile; on ``main_thread`` the
+        caller raises it (the executor, through the interrupt signal).
+        """
+        with self._lock:
+            state = self.state
+            if state is RUNNING:
+                self.interrupted_by = reason
+                if self.task is not None:
+                    loop, task = self.task
+                    loop.call_soon_threadsafe(task.cancel)
+                elif self.thread == main_thread:
+                    return Interruption.ON_MAIN_THREAD
+                elif self.thread is not None:
+                    import ctypes  # imported on first use: start-up stays short
+
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(self.thread), ctypes.py_object(reason)
+                    )
+                return Interruption.RAISED
+        if state is QUEUED and self.fail(reason().reply_error(self)):
+            return Interruption.REPLIED
+        return Interruption.NONE
+
+    def attach_task(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+        """The job goes on as ``task`` on ``loop`` (its thread): an interrupt cancels it,
+        at once if one came while the task was being made."""
+        with self._lock:
+            self.task = (loop, task)
+            if self.interrupted_by is not None:
+                task.cancel()
+
+    def drain(self, generator: Any) -> Any:
+        """The job's result from a generator: its items in a list, or with ``stream``
+        each pushed as a ``partial`` message as it comes, and their count."""
+        if not self.request.stream:
+            return list(generator)
+        count = 0
+        for item in generator:
+            self.sink.push(partial_message(self.request.id, item, self.request.binary))
+            count += 1
+        return count
+
+
+class Interruption(enum.Enum):
+    """What :meth:`Job.interrupt` did, and what is left to the caller."""
+
+    NONE = "none"  # it had replied already: nothing
+    REPLIED = "replied"  # it was queued: it replied with the interrupt's error, and never runs
+    RAISED = "raised"  # it runs as a task or on a worker: the interrupt is on its way there
+    ON_MAIN_THREAD = "on main thread"  # it runs on the main thread: the caller raises it there
