@@ -6,7 +6,7 @@ Ordered commands run on this (the main) thread, as in a real liaison.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -15,6 +15,8 @@ import pytest
 from inprocess import RecordingSink, message
 from liaison.core import Companion, parse_message
 from liaison.server.execution import DONE, QUEUED, RUNNING, Executor, Job, JobState
+from liaison.server.hostos import current_host
+from liaison.server.signals import ProcessSignals
 
 
 def call_later(seconds: float, callback: Callable[[], None]) -> Callable[[], None]:
@@ -27,6 +29,21 @@ def call_later(seconds: float, callback: Callable[[], None]) -> Callable[[], Non
 @pytest.fixture
 def companion() -> Companion:
     return Companion()
+
+
+@pytest.fixture
+def signals() -> Iterable[ProcessSignals]:
+    """The interrupt signal's handler, as a liaison installs it; put back afterwards."""
+    signals = ProcessSignals(current_host())
+    yield signals
+    signals.restore()
+
+
+def interruptible(companion: Companion, signals: ProcessSignals, **options: Any) -> Executor:
+    """An executor whose ordered commands (on this, the main, thread) can be interrupted."""
+    executor = Executor(companion, interrupt_main=signals.interrupt_main, **options)
+    signals.handle_interrupts(executor.on_interrupt_signal)
+    return executor
 
 
 def request(command: str, *args: Any, id: Any = None, **options: Any) -> Any:
@@ -84,8 +101,11 @@ def test_jobs_are_keyed_by_the_sink_id(companion: Companion) -> None:
     assert orjson.loads(owner.replies[0])["exception"]["type"] == "CancelledError"
 
 
-def test_a_running_command_past_its_timeout_is_interrupted(companion: Companion) -> None:
-    executor, sink = Executor(companion, call_later=call_later), RecordingSink()
+def test_a_running_command_past_its_timeout_is_interrupted(
+    companion: Companion, signals: ProcessSignals
+) -> None:
+    executor = interruptible(companion, signals, call_later=call_later)
+    sink = RecordingSink()
     executor.submit(request("run", "time:sleep", 30, id="slow", timeout=0.2), sink)
     executor.submit(request("run", "builtins:abs", -1, id="next"), sink)
     executor.stop_when_idle()
@@ -99,9 +119,9 @@ def test_a_running_command_past_its_timeout_is_interrupted(companion: Companion)
 
 
 def test_stop_interrupts_the_running_command_and_fails_the_queued_ones(
-    companion: Companion,
+    companion: Companion, signals: ProcessSignals
 ) -> None:
-    executor, sink = Executor(companion), RecordingSink()
+    executor, sink = interruptible(companion, signals), RecordingSink()
     started = threading.Event()
 
     def block() -> None:

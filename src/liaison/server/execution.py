@@ -199,20 +199,10 @@ class Executor:
 
     # -- the ordered queue (main thread) ------------------------------------------------
 
-    def claim_main_thread(self) -> None:
-        import signal
-
-        from .hostos import interrupt_main_thread
-
-        self._main_thread = main = threading.get_ident()
-        self._signal_main = lambda: interrupt_main_thread(self._host, main)
-        signal.signal(self._host.interrupt_signal, self.on_interrupt_signal)
-
     def run_forever(self, gui: GuiLoop | None = None) -> None:
         """Run ordered jobs on this thread until :meth:`stop`; inside ``gui``'s event
         loop if given (see liaison.server.gui)."""
-        if self._main_thread != threading.get_ident():
-            self.claim_main_thread()
+        self._main_thread = threading.get_ident()
         self._serving.set()
         if gui is not None:
             self._run_gui_forever(gui)
