@@ -204,3 +204,45 @@ def test_progress_reaches_the_client_of_the_running_command(companion: Companion
         {"tag": "progress", "id": "p", "progress": 1.0},
     ]
     assert progress("outside") is False
+
+
+def test_a_host_without_threads_runs_ordered_jobs_inline_and_coroutines_on_its_loop(
+    companion: Companion,
+) -> None:
+    """The Pyodide host's seams: serve_inline, run_queued, run_ordered, async_loop."""
+    import asyncio
+
+    main, ran = threading.get_ident(), []
+
+    async def later() -> bool:
+        return threading.get_ident() == main
+
+    companion.namespace["later"] = later
+    companion.namespace["note"] = lambda n: ran.append(n) or threading.get_ident() == main
+    loop = asyncio.new_event_loop()
+    try:
+
+        class InlineExecutor(Executor):
+            def run_ordered(self, job: Job) -> None:
+                ran.append(f"before {job.request.id}")  # a host's own step around each job
+                super().run_ordered(job)
+
+        executor, sink = InlineExecutor(companion, async_loop=loop), RecordingSink()
+        executor.serve_inline()
+        executor.submit(request("run", "later", id="coroutine"), sink)
+        executor.submit(request("run", "note", 1, id="first"), sink)
+        executor.submit(request("run", "note", 2, id="second"), sink)
+        assert sink.replies == [], "nothing runs until the host says so"
+        executor.run_queued()
+        assert [reply["id"] for reply in sink.wait_for_replies(2)] == ["first", "second"]
+        assert ran == ["before coroutine", "before first", 1, "before second", 2]
+        assert len(sink.replies) == 2, "the coroutine waits for its loop"
+        loop.run_until_complete(asyncio.sleep(0))  # the task started at once: one turn ends it
+        coroutine = sink.wait_for_replies(3)[2]
+        assert coroutine["id"] == "coroutine" and coroutine["response"] is True, "on this thread"
+        executor.stop()
+        executor.submit(request("run", "note", 3, id="late"), sink)
+        executor.run_queued()
+        assert sink.wait_for_replies(4)[3]["exception"]["message"] == "the liaison is shutting down"
+    finally:
+        loop.close()
