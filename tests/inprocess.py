@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import os
 import queue
-import signal
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
@@ -26,6 +25,7 @@ from liaison.server.handle import Liaison
 from liaison.server.hostos import current_host
 from liaison.server.io_thread import IOThread, Transport, TransportFactory, TransportHandlers
 from liaison.server.settings import Settings
+from liaison.server.signals import ProcessSignals
 
 
 class RecordingSink:
@@ -118,8 +118,8 @@ class InProcessServer:
     dispatcher and executor; no start marker, signals or stdout of its own.
 
     The executor's ordered loop must run on the main thread (a cancel or timeout
-    interrupts it with a signal, whose Python handler runs there only), and the I/O
-    thread starts there (the signal wakeup fd). So a test that uses one runs on another
+    interrupts it with a signal, whose Python handler runs there only). So a test that
+    uses one runs on another
     thread (conftest's ``pytest_runtest_protocol``) while the main thread does the
     :attr:`main_thread_work`: :meth:`start` has it build a server and serve it until it
     stops, as a liaison process's main thread does.
@@ -157,10 +157,15 @@ class InProcessServer:
     def __init__(self, transport: str, settings: Settings) -> None:
         self.settings = settings
         host_os = self.settings.host_os or current_host()
-        self._interrupt_signal = host_os.interrupt_signal
         self.companion = Companion(self.settings.allowed_modules)
         self.io = IOThread(self.settings, self._factory(transport), host_os)
-        self.executor = Executor(self.companion, call_later=self.io.call_later, host=host_os)
+        self.signals = ProcessSignals(host_os)  # the interrupt signal only: no stop signals
+        self.executor = Executor(
+            self.companion,
+            call_later=self.io.call_later,
+            host=host_os,
+            interrupt_main=self.signals.interrupt_main,
+        )
         self.dispatcher = Dispatcher(self.companion, self.executor, request_stop=self.stop)
         self._closed = threading.Event()
         self.address = self.io.start(
@@ -202,11 +207,11 @@ class InProcessServer:
     def serve(self) -> None:
         """Run ordered commands on this (main) thread until :meth:`stop`, then close
         every connection and the I/O thread (and the liaison's pipe ends)."""
-        previous = signal.getsignal(self._interrupt_signal)
+        self.signals.handle_interrupts(self.executor.on_interrupt_signal)
         try:
             self.executor.run_forever()
         finally:
-            signal.signal(self._interrupt_signal, previous)
+            self.signals.restore()
             self.io.shutdown()
             if hasattr(self, "_input_r"):
                 os.close(self._input_r)

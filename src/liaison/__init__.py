@@ -14,7 +14,7 @@ __all__ = ["Companion", "__version__", "progress"]
 def __getattr__(name: str) -> Any:
     # Imported lazily: `python -m liaison.constants` and start-up stay light.
     if name == "progress":
-        from .server.execution import progress
+        from .server.jobs import progress
 
         return progress
     if name == "Companion":

@@ -6,7 +6,7 @@ Ordered commands run on this (the main) thread, as in a real liaison.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -15,6 +15,8 @@ import pytest
 from inprocess import RecordingSink, message
 from liaison.core import Companion, parse_message
 from liaison.server.execution import DONE, QUEUED, RUNNING, Executor, Job, JobState
+from liaison.server.hostos import current_host
+from liaison.server.signals import ProcessSignals
 
 
 def call_later(seconds: float, callback: Callable[[], None]) -> Callable[[], None]:
@@ -27,6 +29,21 @@ def call_later(seconds: float, callback: Callable[[], None]) -> Callable[[], Non
 @pytest.fixture
 def companion() -> Companion:
     return Companion()
+
+
+@pytest.fixture
+def signals() -> Iterable[ProcessSignals]:
+    """The interrupt signal's handler, as a liaison installs it; put back afterwards."""
+    signals = ProcessSignals(current_host())
+    yield signals
+    signals.restore()
+
+
+def interruptible(companion: Companion, signals: ProcessSignals, **options: Any) -> Executor:
+    """An executor whose ordered commands (on this, the main, thread) can be interrupted."""
+    executor = Executor(companion, interrupt_main=signals.interrupt_main, **options)
+    signals.handle_interrupts(executor.on_interrupt_signal)
+    return executor
 
 
 def request(command: str, *args: Any, id: Any = None, **options: Any) -> Any:
@@ -84,8 +101,11 @@ def test_jobs_are_keyed_by_the_sink_id(companion: Companion) -> None:
     assert orjson.loads(owner.replies[0])["exception"]["type"] == "CancelledError"
 
 
-def test_a_running_command_past_its_timeout_is_interrupted(companion: Companion) -> None:
-    executor, sink = Executor(companion, call_later=call_later), RecordingSink()
+def test_a_running_command_past_its_timeout_is_interrupted(
+    companion: Companion, signals: ProcessSignals
+) -> None:
+    executor = interruptible(companion, signals, call_later=call_later)
+    sink = RecordingSink()
     executor.submit(request("run", "time:sleep", 30, id="slow", timeout=0.2), sink)
     executor.submit(request("run", "builtins:abs", -1, id="next"), sink)
     executor.stop_when_idle()
@@ -99,9 +119,9 @@ def test_a_running_command_past_its_timeout_is_interrupted(companion: Companion)
 
 
 def test_stop_interrupts_the_running_command_and_fails_the_queued_ones(
-    companion: Companion,
+    companion: Companion, signals: ProcessSignals
 ) -> None:
-    executor, sink = Executor(companion), RecordingSink()
+    executor, sink = interruptible(companion, signals), RecordingSink()
     started = threading.Event()
 
     def block() -> None:
@@ -184,3 +204,45 @@ def test_progress_reaches_the_client_of_the_running_command(companion: Companion
         {"tag": "progress", "id": "p", "progress": 1.0},
     ]
     assert progress("outside") is False
+
+
+def test_a_host_without_threads_runs_ordered_jobs_inline_and_coroutines_on_its_loop(
+    companion: Companion,
+) -> None:
+    """The Pyodide host's seams: serve_inline, run_queued, run_ordered, async_loop."""
+    import asyncio
+
+    main, ran = threading.get_ident(), []
+
+    async def later() -> bool:
+        return threading.get_ident() == main
+
+    companion.namespace["later"] = later
+    companion.namespace["note"] = lambda n: ran.append(n) or threading.get_ident() == main
+    loop = asyncio.new_event_loop()
+    try:
+
+        class InlineExecutor(Executor):
+            def run_ordered(self, job: Job) -> None:
+                ran.append(f"before {job.request.id}")  # a host's own step around each job
+                super().run_ordered(job)
+
+        executor, sink = InlineExecutor(companion, async_loop=loop), RecordingSink()
+        executor.serve_inline()
+        executor.submit(request("run", "later", id="coroutine"), sink)
+        executor.submit(request("run", "note", 1, id="first"), sink)
+        executor.submit(request("run", "note", 2, id="second"), sink)
+        assert sink.replies == [], "nothing runs until the host says so"
+        executor.run_queued()
+        assert [reply["id"] for reply in sink.wait_for_replies(2)] == ["first", "second"]
+        assert ran == ["before coroutine", "before first", 1, "before second", 2]
+        assert len(sink.replies) == 2, "the coroutine waits for its loop"
+        loop.run_until_complete(asyncio.sleep(0))  # the task started at once: one turn ends it
+        coroutine = sink.wait_for_replies(3)[2]
+        assert coroutine["id"] == "coroutine" and coroutine["response"] is True, "on this thread"
+        executor.stop()
+        executor.submit(request("run", "note", 3, id="late"), sink)
+        executor.run_queued()
+        assert sink.wait_for_replies(4)[3]["exception"]["message"] == "the liaison is shutting down"
+    finally:
+        loop.close()

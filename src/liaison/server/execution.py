@@ -1,34 +1,54 @@
-"""Run requests without ever blocking the I/O.
+"""Run requests without ever blocking the I/O: the executor's intake, its ordered loop
+and its workers.
 
 Ordered requests run one at a time, in arrival order, on the thread that calls
 :meth:`Executor.run_forever` (the main thread: GUI toolkits need it). ``concurrent``
-requests get a worker thread each; coroutines run on a separate event-loop thread.
-Replies leave through each job's :class:`Sink`, which must be thread-safe.
+requests get a worker thread each; coroutines run on the ``liaison-async`` thread
+(async_runner.py). A job's state and its lock are its own (jobs.py); its replies leave
+through its :class:`Sink`, which must be thread-safe. The executor installs no signal
+handler: signals.py installs :meth:`Executor.on_interrupt_signal`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import logging
 import queue
-import signal
 import threading
 from collections.abc import Callable
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ..core import CommandCancelled, CommandTimedOut, Companion, Request
-from ..protocol.errors import LiaisonInterrupt
-from ..protocol.replies import partial_message, progress_message, request_error_reply, success_reply
+from ..core import Companion, Request
+from ..protocol.replies import request_error_reply, success_reply
+from .async_runner import AsyncRunner
 from .handoff import OrderedQueue, new_ordered_queue
-from .hostos import HostOS, current_host, interrupt_main_thread
+from .hostos import HostOS, current_host
+from .jobs import (
+    DONE,
+    QUEUED,
+    RUNNING,
+    Cancelled,
+    Interrupted,
+    Interruption,
+    Job,
+    JobState,
+    Sink,
+    Stopping,
+    TimedOut,
+    current_job,
+    current_sink,
+    progress,
+)
 
 if TYPE_CHECKING:
     from .gui import GuiLoop
 
+# The job's names are re-exported: importers of liaison.server.execution keep working.
 __all__ = [
+    "DONE",
+    "QUEUED",
+    "RUNNING",
     "Cancelled",
     "Executor",
     "Interrupted",
@@ -43,148 +63,9 @@ __all__ = [
 
 log = logging.getLogger("liaison.execution")
 
-
-class Sink(Protocol):
-    """Where a job's messages go: one client connection.
-
-    ``data`` is JSON text as bytes, or a binary frame as a bytearray (core.frames.Frame).
-    Every method may be called from any thread. On the I/O thread none blocks; on another
-    thread, a message queued for a client whose outbox is full waits until it drains
-    (server/transports/outbox.py: the command producing it is held, not the I/O).
-    """
-
-    @property
-    def id(self) -> int:
-        """Tells this connection from every other one of the process (keys its jobs)."""
-
-    immediate_pushes: bool  # see push_unsolicited
-
-    def send(self, data: bytes | bytearray) -> None:
-        """Queue the final reply to one of the client's messages."""
-
-    def push(self, data: bytes | bytearray) -> None:
-        """Queue a message of a running command of this client (progress, partial)."""
-
-    def push_unsolicited(self, data: bytes | bytearray) -> None:
-        """Queue a message no command of this client asked for (``liaison.send``).
-
-        Unless the client opted in to immediate pushes (:meth:`set_immediate_pushes`),
-        it waits until none of the client's messages awaits its reply: liaison 1.0
-        clients read ``evt.id`` of every message while a call is pending.
-        """
-
-    def set_immediate_pushes(self, immediate: bool) -> None:
-        """Send unsolicited messages at once (True) or hold them as above (False)."""
-
-
-class Interrupted(LiaisonInterrupt):
-    """Raised inside a running command to stop it; a BaseException so `try` won't eat it."""
-
-    def reply_error(self, job: Job) -> Exception:
-        return CommandCancelled("the command was cancelled")
-
-
-class Cancelled(Interrupted):
-    pass
-
-
-class TimedOut(Interrupted):
-    def reply_error(self, job: Job) -> Exception:
-        return CommandTimedOut(f"the command ran past its timeout of {job.request.timeout} s")
-
-
-class Stopping(Interrupted):
-    def reply_error(self, job: Job) -> Exception:
-        return CommandCancelled("the liaison is shutting down")
-
-
-class JobState(enum.Enum):
-    """A job's lifecycle: QUEUED -> RUNNING -> DONE, or QUEUED -> DONE if cancelled first.
-
-    Moved only under the job's lock: to RUNNING by the thread that runs it
-    (:meth:`Job.start`), to DONE by whichever thread replies first (:meth:`Job.finish`:
-    the runner, or a cancel, timeout or stop from another thread). Never moves back.
-    """
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-
-
-QUEUED, RUNNING, DONE = JobState.QUEUED, JobState.RUNNING, JobState.DONE
-
 # Under a GUI loop an interrupt can land in a toolkit's callback, which swallows it
 # (prints it): it is sent again this often, in seconds, until the job ends.
 INTERRUPT_REPEAT_SECONDS = 0.1
-
-current_job: ContextVar[Job | None] = ContextVar("liaison_current_job", default=None)
-
-
-def progress(data: Any) -> bool:
-    """Send ``data`` as a progress message to the client whose command is running.
-
-    Returns False (and sends nothing) when called outside a command.
-    """
-    job = current_job.get()
-    if job is None:
-        return False
-    job.sink.push(progress_message(job.request.id, data, job.request.binary))
-    return True
-
-
-def _current_sink() -> Sink | None:
-    """The sink of the command running on this thread (or task), if any."""
-    job = current_job.get()
-    return None if job is None else job.sink
-
-
-class Job:
-    """One request on its way to its single reply."""
-
-    __slots__ = ("_lock", "cancel_timeout", "interrupt", "key", "on_done", "request", "sink",
-                 "state", "task", "thread")  # fmt: skip
-
-    def __init__(self, request: Request, sink: Sink) -> None:
-        self.request = request
-        self.sink = sink
-        self.state: JobState = QUEUED
-        self.interrupt: type[Interrupted] | None = None
-        self.thread: int | None = None
-        self.task: tuple[asyncio.AbstractEventLoop, asyncio.Task[None]] | None = None
-        # Called with the job once it has replied, to forget its key (sink id, request
-        # id) under which it can be cancelled, and to cancel its timeout.
-        self.on_done: Callable[[Job], None] | None = None
-        self.key: tuple[int, Any] | None = None
-        self.cancel_timeout: Callable[[], None] | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> bool:
-        """Mark the job running on this thread; False if it was cancelled while queued."""
-        with self._lock:
-            if self.state is not QUEUED:
-                return False
-            self.state = RUNNING
-            self.thread = threading.get_ident()
-            return True
-
-    def finish(self, data: bytes | bytearray) -> bool:
-        """Send the final reply; only the first call sends anything."""
-        with self._lock:
-            if self.state is DONE:
-                return False
-            self.state = DONE
-        # The reply is encoded: let go of the arguments before handing it over. Freed here
-        # and now, their memory serves the next message; freed while the I/O thread works
-        # on the reply, large ones fragment its heap (with 2 MB messages: ~300 page faults
-        # each, and 3-4x the resident memory).
-        self.request = self.request.released()
-        if self.on_done is not None:
-            self.on_done(self)
-        self.sink.send(data)
-        return True
-
-    def fail(self, error: BaseException) -> bool:
-        return self.finish(request_error_reply(self.request, error))
 
 
 # The ids a job is registered under (core.request validates every message's id).
@@ -195,20 +76,41 @@ _PLAIN_TYPES = frozenset({type(None), bool, int, float, str, bytes, list, dict, 
 
 
 class Executor:
-    """Runs jobs for the Companion and interrupts them on request."""
+    """Runs jobs for the Companion and interrupts them on request.
+
+    Its thread contexts: the intake (:meth:`submit`, :meth:`cancel`, :meth:`interrupt`,
+    any thread: the I/O thread's dispatcher, a timeout); the ordered loop
+    (:meth:`run_forever`, on the main thread); running a job (the main thread or a
+    worker); coroutines go to an :class:`AsyncRunner`.
+
+    A host with no threads of its own (the Pyodide host) uses the same jobs through
+    three seams: :meth:`serve_inline` and :meth:`run_queued` run the ordered jobs on
+    the caller's thread without the loop (:meth:`run_ordered` runs one, and can be
+    wrapped); ``async_loop`` runs coroutines as tasks on the caller's loop; and without
+    ``interrupt_main`` an interrupt of an ordered command is only recorded, for the
+    host to raise (or not) its own way.
+    """
 
     def __init__(
         self,
         companion: Companion,
         call_later: Callable[[float, Callable[[], None]], Callable[[], None]] | None = None,
         host: HostOS | None = None,
+        interrupt_main: Callable[[], None] | None = None,
+        async_loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        """``call_later(seconds, callback)`` schedules a timeout and returns its canceller;
-        ``host`` says how to interrupt the main thread (default: this OS's way)."""
+        """``call_later(seconds, callback)`` schedules a timeout and returns its canceller.
+        ``host`` says how the main thread waits for jobs (default: this OS's way).
+        ``interrupt_main()`` makes the main thread run :meth:`on_interrupt_signal` soon
+        (any thread; signals.ProcessSignals.interrupt_main once it installed it).
+        ``async_loop``: the caller's event loop for coroutines (see AsyncRunner);
+        default: a ``liaison-async`` thread."""
         self.companion = companion
-        companion.current_owner = _current_sink  # `release` frees the sender's references
+        companion.current_owner = current_sink  # `release` frees the sender's references
         self._call_later = call_later
         self._host = host or current_host()
+        self._signal_main = interrupt_main
+        self._async = AsyncRunner(companion, async_loop)
         self._gui: GuiLoop | None = None
         self._queue: OrderedQueue[Job | None] = new_ordered_queue(self._host.handoff)
         self._jobs: dict[tuple[int, Any], Job] = {}  # by (sink.id, request id)
@@ -216,8 +118,6 @@ class Executor:
         self._main_thread: int | None = None
         self._main_job: Job | None = None
         self._pending_interrupt: tuple[Job | None, type[Interrupted]] | None = None
-        self._async_loop: asyncio.AbstractEventLoop | None = None
-        self._async_lock = threading.Lock()
         # Set once, by stop() or when run_forever ends, from any thread; read on every job
         # (a bool: Event.is_set is a Python call).
         self.stopping = False
@@ -227,6 +127,11 @@ class Executor:
     def serving(self) -> bool:
         """True once :meth:`run_forever` has begun; no command runs before."""
         return self._serving.is_set()
+
+    @property
+    def ordered_job(self) -> Job | None:
+        """The ordered job running now on the main thread, if any."""
+        return self._main_job
 
     # -- intake (any thread) ------------------------------------------------------------
 
@@ -240,7 +145,7 @@ class Executor:
         if request.timeout is not None and self._call_later is not None:
 
             def time_out() -> None:
-                self._interrupt(job, TimedOut)
+                self.interrupt(job, TimedOut)
 
             job.cancel_timeout = self._call_later(request.timeout, time_out)
             job.on_done = self._forget
@@ -268,6 +173,11 @@ class Executor:
         if job.cancel_timeout is not None:
             job.cancel_timeout()
 
+    def jobs(self) -> list[Job]:
+        """The jobs with an id that have not replied yet, in arrival order."""
+        with self._jobs_lock:
+            return list(self._jobs.values())
+
     def cancel(self, sink: Sink, request_id: Any) -> bool:
         """Cancel the command ``request_id`` of this sink; True if it was queued or running.
 
@@ -277,42 +187,22 @@ class Executor:
             return False  # an array or object would not even hash; `true` would match 1
         with self._jobs_lock:
             job = self._jobs.get((sink.id, request_id))
-        return job is not None and self._interrupt(job, Cancelled)
+        return job is not None and self.interrupt(job, Cancelled)
 
-    def _interrupt(self, job: Job, reason: type[Interrupted]) -> bool:
-        with job._lock:
-            state = job.state
-            if state is RUNNING:
-                job.interrupt = reason
-                if job.task is not None:
-                    loop, task = job.task
-                    loop.call_soon_threadsafe(task.cancel)
-                elif job.thread == self._main_thread:
-                    self._interrupt_main(job, reason)
-                elif job.thread is not None:
-                    # Raise inside the worker at its next bytecode; C code is not interrupted.
-                    import ctypes  # imported on first use: start-up stays short
-
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                        ctypes.c_ulong(job.thread), ctypes.py_object(reason)
-                    )
-        if state is QUEUED:
-            return job.fail(reason().reply_error(job))
-        return state is RUNNING
+    def interrupt(self, job: Job, reason: type[Interrupted]) -> bool:
+        """Stop ``job`` for ``reason`` (:meth:`Job.interrupt`); True if it was queued or
+        running."""
+        done = job.interrupt(reason, self._main_thread)
+        if done is Interruption.ON_MAIN_THREAD:
+            self._interrupt_main(job, reason)
+        return done is not Interruption.NONE
 
     # -- the ordered queue (main thread) ------------------------------------------------
-
-    def claim_main_thread(self) -> None:
-        """Make this (main) thread the ordered one; the host's interrupt signal (SIGUSR1;
-        Windows: SIGBREAK) interrupts its command."""
-        self._main_thread = threading.get_ident()
-        signal.signal(self._host.interrupt_signal, self._on_interrupt_signal)
 
     def run_forever(self, gui: GuiLoop | None = None) -> None:
         """Run ordered jobs on this thread until :meth:`stop`; inside ``gui``'s event
         loop if given (see liaison.server.gui)."""
-        if self._main_thread != threading.get_ident():
-            self.claim_main_thread()
+        self._main_thread = threading.get_ident()
         self._serving.set()
         if gui is not None:
             self._run_gui_forever(gui)
@@ -323,7 +213,7 @@ class Executor:
                 if job is None:
                     break
                 try:  # noqa: SIM105 - free when nothing is raised, unlike suppress()
-                    self._run_on_main(job)
+                    self.run_ordered(job)
                 except Interrupted:
                     pass  # landed after the job's reply, as it left
         finally:
@@ -364,7 +254,7 @@ class Executor:
             gui.quit()
             return
         try:  # noqa: SIM105 - free when nothing is raised, unlike suppress()
-            self._run_on_main(job)
+            self.run_ordered(job)
         except Interrupted:
             pass  # landed after the job's reply, as it left
         if self._stopped():
@@ -377,7 +267,35 @@ class Executor:
         # false for the rest of the method, though the job just run may have set it.
         return self.stopping
 
-    def _run_on_main(self, job: Job) -> None:
+    def serve_inline(self) -> None:
+        """Serve without :meth:`run_forever`: this thread is the ordered one, and runs
+        the ordered jobs when its caller calls :meth:`run_queued` (a host without
+        threads, such as Pyodide: in the call that submitted them)."""
+        self._main_thread = threading.get_ident()
+        self._serving.set()
+
+    def run_queued(self) -> None:
+        """Run the ordered jobs queued so far, in order, on this thread, then return;
+        after a stop (or :meth:`stop_when_idle`'s mark) answer the rest "shutting
+        down". Inside a running ordered job (a command that let its host submit more)
+        it does nothing: they run once that job is done."""
+        if self._main_job is not None:
+            return
+        while not self.stopping:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is None:
+                break
+            try:  # noqa: SIM105 - free when nothing is raised, unlike suppress()
+                self.run_ordered(job)
+            except Interrupted:
+                pass  # landed after the job's reply, as it left
+        self.stopping = True
+        self._drain_queue()
+
+    def run_ordered(self, job: Job) -> None:
         """Run an ordered job on this (main) thread. It replies once, even when a stop or
         an interrupt lands on either side of the command itself."""
         if not job.start():
@@ -437,10 +355,9 @@ class Executor:
 
     def _interrupt_main(self, job: Job | None, reason: type[Interrupted]) -> None:
         self._pending_interrupt = (job, reason)
-        if self._main_thread is None:
+        if self._main_thread is None or self._signal_main is None:
             return
-        # The handler (_on_interrupt_signal) raises `reason` in the main thread.
-        interrupt_main_thread(self._host, self._main_thread)
+        self._signal_main()  # on_interrupt_signal raises `reason` in the main thread
         if self._gui is not None and job is not None and reason is not Stopping:
 
             def repeat() -> None:
@@ -450,7 +367,10 @@ class Executor:
             if self._call_later is not None:
                 self._call_later(INTERRUPT_REPEAT_SECONDS, repeat)
 
-    def _on_interrupt_signal(self, signum: int, frame: Any) -> None:
+    def on_interrupt_signal(self, signum: int, frame: Any) -> None:
+        """The main thread's handler of the interrupt signal (installed by signals.py):
+        raises the pending interrupt into the running ordered command, if it is the one
+        aimed at."""
         pending, self._pending_interrupt = self._pending_interrupt, None
         if pending is None:
             return
@@ -492,10 +412,10 @@ class Executor:
             result = self.companion.execute(job.request)
             if type(result) not in _PLAIN_TYPES:  # the inspect checks cost ~2 us a call
                 if inspect.isawaitable(result) or inspect.isasyncgen(result):
-                    self._run_async(job, result)
+                    self._async.run(job, result)
                     return None
                 if inspect.isgenerator(result):
-                    result = self._drain(job, result)
+                    result = job.drain(result)
             if job.request.ref:
                 result = self.companion.response(job.request, result, job.sink)
             return success_reply(job.request, result)
@@ -505,63 +425,3 @@ class Executor:
             return request_error_reply(job.request, error)
         finally:
             current_job.reset(token)
-
-    def _drain(self, job: Job, generator: Any) -> Any:
-        if not job.request.stream:
-            return list(generator)
-        count = 0
-        for item in generator:
-            job.sink.push(partial_message(job.request.id, item, job.request.binary))
-            count += 1
-        return count
-
-    # -- coroutines ---------------------------------------------------------------------
-
-    def _run_async(self, job: Job, awaitable: Any) -> None:
-        loop = self._event_loop()
-        loop.call_soon_threadsafe(self._start_task, loop, job, awaitable)
-
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
-        with self._async_lock:
-            if self._async_loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="liaison-async", daemon=True).start()
-                self._async_loop = loop
-            return self._async_loop
-
-    def _start_task(self, loop: asyncio.AbstractEventLoop, job: Job, awaitable: Any) -> None:
-        task = loop.create_task(self._drive(job, awaitable))
-        with job._lock:
-            job.task = (loop, task)
-            if job.interrupt is not None:
-                task.cancel()
-
-    async def _drive(self, job: Job, awaitable: Any) -> None:
-        current_job.set(job)
-        try:
-            if inspect.isasyncgen(awaitable):
-                result: Any = await self._drain_async(job, awaitable)
-            else:
-                result = await awaitable
-                if inspect.isasyncgen(result):
-                    result = await self._drain_async(job, result)
-                elif inspect.isgenerator(result):
-                    result = self._drain(job, result)
-            if job.request.ref:
-                result = self.companion.response(job.request, result, job.sink)
-            data = success_reply(job.request, result)
-        except asyncio.CancelledError:
-            reason = job.interrupt or Cancelled
-            data = request_error_reply(job.request, reason().reply_error(job))
-        except BaseException as error:
-            data = request_error_reply(job.request, error)
-        job.finish(data)
-
-    async def _drain_async(self, job: Job, generator: Any) -> Any:
-        if not job.request.stream:
-            return [item async for item in generator]
-        count = 0
-        async for item in generator:
-            job.sink.push(partial_message(job.request.id, item, job.request.binary))
-            count += 1
-        return count

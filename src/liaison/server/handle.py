@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..protocol.encoding import dumps
-from .execution import current_job, progress
+from .jobs import current_job, progress
 
 __all__ = ["Liaison"]
 

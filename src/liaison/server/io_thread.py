@@ -75,20 +75,24 @@ class IOThread:
         self._error: BaseException | None = None
         self._stopped: asyncio.Event | None = None
         self._wakeup_r, self._wakeup_w = socket.socketpair()
+        self._wakeup_w.setblocking(False)
 
     def start(self, handlers: TransportHandlers) -> str:
         """Start the loop and the transport; return the transport's address."""
         self.transport = self.transport_factory(self.settings, handlers)
         self._request_stop = handlers.request_stop
-        self._wakeup_w.setblocking(False)
-        # Signals are handled on the main thread, which may be stuck in C code; the
-        # wakeup fd tells this thread too, so the watchdog can still enforce the stop.
-        signal.set_wakeup_fd(self._wakeup_w.fileno(), warn_on_full_buffer=False)
         self._thread.start()
         self._started.wait()
         if self._error is not None:
             raise self._error
         return self.address
+
+    @property
+    def wakeup_fd(self) -> int:
+        """Where signal numbers go (signals.ProcessSignals.handle_stops): signals are
+        handled on the main thread, which may be stuck in C code; this thread hears them
+        too, so the watchdog can still enforce the stop."""
+        return self._wakeup_w.fileno()
 
     def call_later(self, seconds: float, callback: Callable[[], None]) -> Callable[[], None]:
         """Run ``callback`` on this thread in ``seconds``; returns its canceller."""
@@ -137,5 +141,3 @@ class IOThread:
             with contextlib.suppress(RuntimeError):  # closed meanwhile by another thread
                 self.loop.call_soon_threadsafe(self._stopped.set)
             self._thread.join(wait)
-        if threading.current_thread() is threading.main_thread():
-            signal.set_wakeup_fd(-1)

@@ -6,7 +6,7 @@ lifecycle in one place: the start marker once the transport serves, the stop on 
 signal, a ``shutdown`` command, the parent's death or the transport's end, and the stop
 marker with exit status 0 within a grace time even if a command ignores the stop (or,
 if a command holds the GIL so that no thread can act, a kill by the watchdog process of
-stop_deadline.py).
+stop_deadline.py). Its signal handlers are signals.ProcessSignals'.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from ..constants import START_MARKER, STOP_MARKER
 from ..core import Companion
@@ -31,6 +30,7 @@ from .hostos import current_host
 from .io_thread import IOThread, TransportFactory, TransportHandlers
 from .output import StandardOutput
 from .settings import Settings
+from .signals import ProcessSignals
 from .stop_deadline import StopDeadline
 
 __all__ = ["KILL_AFTER_SECONDS", "STOP_GRACE_SECONDS", "Runtime"]
@@ -65,7 +65,13 @@ class Runtime:
         self.output = output or StandardOutput(settings.user_output)
         self.companion = companion or Companion(settings.allowed_modules)
         self.io = IOThread(settings, transport_factory, self.host_os)
-        self.executor = Executor(self.companion, call_later=self.io.call_later, host=self.host_os)
+        self.signals = ProcessSignals(self.host_os)
+        self.executor = Executor(
+            self.companion,
+            call_later=self.io.call_later,
+            host=self.host_os,
+            interrupt_main=self.signals.interrupt_main,
+        )
         self.dispatcher = Dispatcher(self.companion, self.executor, request_stop=self.stop)
         self._closed = False  # the transport is closed: every reply that will go, went
         self._deadline: StopDeadline | None = None
@@ -82,7 +88,9 @@ class Runtime:
         except (ImportError, RuntimeError, ValueError) as error:
             print(f"liaison: error: --gui {self.settings.gui}: {error}", file=sys.stderr)
             return 1
-        self._install_signal_handlers()
+        # The main thread runs commands, so the handlers (which run there) can stop one.
+        self.signals.handle_interrupts(self.executor.on_interrupt_signal)
+        self.signals.handle_stops(self.executor.stop, self.io.wakeup_fd)
         self.io.on_signal = self._on_signal_heard
         try:
             address = self.io.start(
@@ -97,8 +105,8 @@ class Runtime:
         self._deadline = StopDeadline.start(
             self.output.encode_marker(self._stop_marker()), self.output.fd, KILL_AFTER_SECONDS
         )
-        if hasattr(os, "register_at_fork"):  # POSIX
-            os.register_at_fork(after_in_child=self._forget_in_forked_child)
+        if self._deadline is not None:
+            self.signals.tell_on_stop(self._deadline.notices)
         # The stop marker goes at exit, after the atexit handlers registered since (user
         # code's, such as psychopy.logging's flush), so what they print precedes it.
         atexit.register(self._write_stop_marker)
@@ -109,6 +117,7 @@ class Runtime:
             self.executor.run_forever(gui)
         finally:
             self.io.shutdown()
+            self.signals.stop_waking()
             self._closed = True
             self._start_watchdog()  # the exit, too, keeps the deadline (threads, atexit)
         return 0
@@ -146,29 +155,6 @@ class Runtime:
         self.output.stopped(self._stop_marker(), flush=flush)
         if self._deadline is not None:
             self._deadline.marker_written()
-
-    def _forget_in_forked_child(self) -> None:
-        """In a child that user code forked (multiprocessing): its SIGINT and SIGTERM are
-        its own, and do what they do in any Python process (``Process.terminate()`` ends
-        it). Inherited, the wakeup fd and faulthandler's handlers would stop the liaison."""
-        if self._deadline is not None:
-            self._deadline.forget_in_forked_child()  # first: it puts back what it wraps
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    def _install_signal_handlers(self) -> None:
-        # The main thread runs commands, so the handlers (which run there) can stop one.
-        self.executor.claim_main_thread()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, self._on_stop_signal)
-
-    def _on_stop_signal(self, signum: int, frame: Any) -> None:
-        # Raises nothing itself: raised here, Stopping could land in the idle loop, a
-        # toolkit or the executor's bookkeeping and lose a reply. The executor
-        # interrupts the running command, if any, and ends its loop. No logging either:
-        # the main thread may be inside a logging call (the I/O thread logs it).
-        self.executor.stop()
 
     def _start_watchdog(self) -> None:
         """Exit the process (status 0) if it still runs after the grace: a command that

@@ -4,11 +4,12 @@ A command stuck in C code that holds the GIL (``sum(range(10**10))``) keeps ever
 of the liaison from running Python, the stop watchdog thread included: the liaison hears
 a SIGTERM but cannot act on it. So at start-up (POSIX) the liaison starts this module as
 a small child process, and tells it when a stop begins: from Python when it can, and from
-faulthandler's C-level handler of SIGINT and SIGTERM, which writes the traceback of the
-thread the signal landed on (the main thread, which runs commands, where the kernel
-delivers it) to the child's stdin without the GIL, then runs the Python handler as before.
-Only that thread: dumping every thread from a signal handler reads the others' frames
-while they run, and crashed the liaison (SIGSEGV) in about one stop in 17.
+faulthandler's C-level handler of SIGINT and SIGTERM (installed by signals.py), which
+writes the traceback of the thread the signal landed on (the main thread, which runs
+commands, where the kernel delivers it) to the child's stdin without the GIL, then runs
+the Python handler as before. Only that thread: dumping every thread from a signal
+handler reads the others' frames while they run, and crashed the liaison (SIGSEGV) in
+about one stop in 17.
 If the liaison still lives ``seconds`` after the first notice, the child kills it
 (SIGKILL), writes the stop marker unless the liaison said it did (a NUL byte), and
 reports on stderr where that thread was when the stop began. It exits as soon
@@ -39,14 +40,16 @@ class StopDeadline:
     """The parent's side: the pipe to a running watchdog process."""
 
     def __init__(self, notices: BinaryIO) -> None:
-        self._notices_file = notices  # faulthandler writes to it too
+        # For faulthandler's C handlers too (signals.ProcessSignals.tell_on_stop), which
+        # write the threads' tracebacks to it when a stop signal comes.
+        self.notices = notices
         self._notices = notices.fileno()
 
     @classmethod
     def start(cls, marker: bytes, output_fd: int, seconds: float) -> StopDeadline | None:
-        """Start the watchdog (call once the start marker is out, after the stop signals'
-        Python handlers are installed); None where it cannot run (no faulthandler
-        signal handlers: Windows; no file to run)."""
+        """Start the watchdog (call once the start marker is out); None where it cannot
+        run (no faulthandler signal handlers to tell it without the GIL: Windows; no file
+        to run). Hand :attr:`notices` to signals.ProcessSignals.tell_on_stop."""
         import faulthandler
 
         if not hasattr(faulthandler, "register") or not hasattr(os, "posix_spawn"):
@@ -72,8 +75,6 @@ class StopDeadline:
             os.close(reader)
         os.set_blocking(writer, False)  # a signal handler must never wait on a full pipe
         notices = open(writer, "wb", buffering=0)  # noqa: SIM115 - kept by faulthandler
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            faulthandler.register(signum, file=notices, all_threads=False, chain=True)
         return cls(notices)
 
     def begin(self) -> None:
@@ -89,15 +90,6 @@ class StopDeadline:
             os.write(self._notices, notice)
         except OSError:
             pass  # full (it has notices to read) or gone (it died: nothing to tell)
-
-    def forget_in_forked_child(self) -> None:
-        """In a child forked by user code (multiprocessing), no liaison: its signals
-        must not start the deadline, nor its life keep the watchdog waiting."""
-        import faulthandler
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            faulthandler.unregister(signum)
-        self._notices_file.close()
 
 
 # -- the watchdog process ----------------------------------------------------------------
