@@ -1,0 +1,1 @@
+"""One liaison process: what serves the wire (see docs/design.md)."""

@@ -1,0 +1,1 @@
+"""The transports a liaison serves the wire over."""
