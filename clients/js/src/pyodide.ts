@@ -170,7 +170,8 @@ async function workerChannel(): Promise<Channel> {
       end: () => worker.terminate(),
     };
   }
-  const name = "node:worker_threads"; // a variable, so that bundlers for the browser leave it alone
+  // Built, not written out: bundlers for the browser then leave it alone (only Node gets here).
+  const name = ["node", "worker_threads"].join(":");
   const { Worker: NodeWorker } = await import(/* webpackIgnore: true */ /* @vite-ignore */ name);
   const worker = new NodeWorker(new URL("./pyodide/worker.js", import.meta.url));
   let ended = false;

@@ -14,7 +14,8 @@ function browserPort(): HostPort | undefined {
 }
 
 async function nodePort(): Promise<HostPort> {
-  const name = "node:worker_threads";
+  // Built, not written out: bundlers for the browser then leave it alone (only Node gets here).
+  const name = ["node", "worker_threads"].join(":");
   const { parentPort } = await import(/* webpackIgnore: true */ /* @vite-ignore */ name);
   if (!parentPort) throw new Error("liaison-client/pyodide's worker.js runs only as a worker");
   return {
