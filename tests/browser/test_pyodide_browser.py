@@ -1,15 +1,17 @@
 """liaison-client/pyodide in headless Chromium: the liaison itself in Pyodide, in a Web
 Worker of a page served with the COOP/COEP headers that make SharedArrayBuffer exist.
 
-The server here serves files only (clients/js: the build in dist/, Pyodide in
-node_modules/pyodide/); no liaison process runs, and no Python process is started by
-the browser (checked on its process tree).
+The server here serves files only (the client built for the test in dist/, Pyodide in
+clients/js/node_modules/pyodide/, the example in clients/js/examples/); no liaison
+process runs, and no Python process is started by the browser (checked on its process
+tree).
 """
 
 from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from conftest import require_tool
 
 JS_CLIENT = Path(__file__).resolve().parents[2] / "clients" / "js"
 PYODIDE = JS_CLIENT / "node_modules" / "pyodide"
+TSC = JS_CLIENT / "node_modules" / "typescript" / "bin" / "tsc"
 BLANK = b"<!doctype html><meta charset=utf-8><title>pyodide</title>"
 
 
@@ -56,20 +59,30 @@ class _IsolatingHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def site() -> Iterator[str]:
-    """clients/js, built, served on 127.0.0.1 (a secure context) with COOP/COEP."""
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """clients/js as a page sees it (the client built for this test in ``dist/``, its
+    ``node_modules/`` and ``examples/``), served on 127.0.0.1 (a secure context) with
+    COOP/COEP."""
+    node = shutil.which("node")
     require_tool(
-        PYODIDE.is_dir() and (JS_CLIENT / "node_modules" / "typescript").is_dir(),
+        bool(node and PYODIDE.is_dir() and TSC.is_file()),
         "LIAISON_REQUIRE_NODE",
-        "needs `npm ci` run in clients/js",
+        "needs node and `npm ci` run in clients/js",
     )
-    build = subprocess.run(
-        ["npm", "run", "build"], cwd=JS_CLIENT, capture_output=True, text=True, timeout=120
-    )
-    assert build.returncode == 0, f"npm run build failed:\n{build.stdout}\n{build.stderr}"
+    root: Path = tmp_path_factory.mktemp("pyodide-site")
+    for name in ("node_modules", "examples"):
+        (root / name).symlink_to(JS_CLIENT / name)
+    for argv in (
+        [str(TSC), "-p", "tsconfig.json", "--outDir", str(root / "dist")],
+        ["scripts/embed-python.mjs", str(root / "dist")],
+    ):
+        build = subprocess.run(
+            [node or "node", *argv], cwd=JS_CLIENT, capture_output=True, text=True, timeout=120
+        )
+        assert build.returncode == 0, f"the build failed:\n{build.stdout}\n{build.stderr}"
 
     def handler(*args: Any, **kwargs: Any) -> _IsolatingHandler:
-        return _IsolatingHandler(*args, directory=str(JS_CLIENT), **kwargs)
+        return _IsolatingHandler(*args, directory=str(root), **kwargs)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -7,7 +7,8 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const source = join(here, "..", "..", "..", "src", "liaison");
-const target = join(here, "..", "dist", "pyodide", "python-files.js");
+// The build's folder: dist/, or the one given (tests build into a folder of their own).
+const target = join(process.argv[2] ?? join(here, "..", "dist"), "pyodide", "python-files.js");
 // Not served in Pyodide: the Python clients (they open sockets and processes) and the GUI loops.
 const skipped = new Set(["client", "gui", "__pycache__"]);
 
@@ -33,4 +34,4 @@ writeFileSync(
     `export const PYTHON_FILES = ${JSON.stringify(files)};\n` +
     `export const FALLBACK_FILES = ${JSON.stringify(fallbacks)};\n`,
 );
-console.log(`embedded ${Object.keys(files).length} Python files of the liaison in ${relative(process.cwd(), target)}`);
+console.log(`embedded ${Object.keys(files).length} Python files of the liaison in ${target}`);
