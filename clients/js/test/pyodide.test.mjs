@@ -262,8 +262,10 @@ describe("documented differences of the Pyodide transport", () => {
 
   test("worker: false runs the liaison on this thread", async () => {
     const count = started.length;
-    // Files may sit in packages; only the files given are importable.
-    const here = await startPyodideLiaison({ worker: false, files: { "mine/__init__.py": "", "mine/tool.py": HELPERS } });
+    // Files may sit in packages; only the files given are importable; a file named like
+    // the liaison's package does not shadow it.
+    const files = { "mine/__init__.py": "", "mine/tool.py": HELPERS, "liaison.py": "raise ImportError('shadowed')\n" };
+    const here = await startPyodideLiaison({ worker: false, files });
     try {
       const progress = [];
       assert.equal(await here.run("mine.tool:steps", [2], {}, { onProgress: (p) => progress.push(p) }), "done");

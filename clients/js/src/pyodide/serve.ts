@@ -45,6 +45,13 @@ function writeTree(FS: any, root: string, files: Record<string, string>): void {
   }
 }
 
+/** `bytes` as a buffer of its own, ready to transfer (never a view of Pyodide's memory). */
+function ownBuffer(bytes: Uint8Array): [ArrayBuffer, Transferable[]] {
+  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+  const buffer = whole ? (bytes.buffer as ArrayBuffer) : (bytes.slice().buffer as ArrayBuffer);
+  return [buffer, [buffer]];
+}
+
 async function importPyodide(indexURL: string | undefined): Promise<any> {
   if (indexURL) return import(/* webpackIgnore: true */ /* @vite-ignore */ new URL("pyodide.mjs", indexURL).href);
   const name = "pyodide"; // resolved from node_modules in Node; a browser needs indexURL
@@ -74,7 +81,8 @@ export async function serve(port: HostPort, options: StartOptions, early: unknow
     writeTree(py.FS, LIAISON_DIR, PYTHON_FILES);
     writeTree(py.FS, FALLBACK_DIR, FALLBACK_FILES);
     writeTree(py.FS, FILES_DIR, options.files ?? {});
-    py.runPython(`import sys; sys.path[:0] = ["${FILES_DIR}", "${LIAISON_DIR}"]; sys.path.append("${FALLBACK_DIR}")`);
+    // The liaison's package first: a user's file cannot shadow it.
+    py.runPython(`import sys; sys.path[:0] = ["${LIAISON_DIR}", "${FILES_DIR}"]; sys.path.append("${FALLBACK_DIR}")`);
     const interrupts = options.shared
       ? new InterruptRequests(options.shared, (seq, ms) => port.post({ liaison: "arm", seq, ms } satisfies Control))
       : undefined;
@@ -82,7 +90,7 @@ export async function serve(port: HostPort, options: StartOptions, early: unknow
     const start = py.pyimport("liaison.server.transports.pyodide.worker").start;
     const pyReceive = start(
       (text: string) => port.post(text),
-      (bytes: Uint8Array) => port.post(bytes.buffer, [bytes.buffer]),
+      (bytes: Uint8Array) => port.post(...ownBuffer(bytes)),
       () => port.post({ liaison: "stopped" } satisfies Control),
       interrupts,
     );
