@@ -9,6 +9,7 @@ tree).
 
 from __future__ import annotations
 
+import functools
 import http.server
 import os
 import shutil
@@ -29,7 +30,10 @@ BLANK = b"<!doctype html><meta charset=utf-8><title>pyodide</title>"
 
 
 class _IsolatingHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files with the headers of a cross-origin isolated page."""
+    """Static files with the headers of a cross-origin isolated page (unless not
+    ``isolating``)."""
+
+    isolating = True
 
     extensions_map: ClassVar[dict[str, str]] = {
         **http.server.SimpleHTTPRequestHandler.extensions_map,
@@ -39,8 +43,9 @@ class _IsolatingHandler(http.server.SimpleHTTPRequestHandler):
     }
 
     def end_headers(self) -> None:
-        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        if self.isolating:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
         self.send_header("Cache-Control", "no-store")
         super().end_headers()
 
@@ -58,11 +63,15 @@ class _IsolatingHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _PlainHandler(_IsolatingHandler):
+    isolating = False
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """clients/js as a page sees it (the client built for this test in ``dist/``, its
     ``node_modules/`` and ``examples/``), served on 127.0.0.1 (a secure context) with
-    COOP/COEP."""
+    COOP/COEP (``site["isolated"]``) and without (``site["plain"]``)."""
     node = shutil.which("node")
     require_tool(
         bool(node and PYODIDE.is_dir() and TSC.is_file()),
@@ -81,16 +90,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         assert build.returncode == 0, f"the build failed:\n{build.stdout}\n{build.stderr}"
 
-    def handler(*args: Any, **kwargs: Any) -> _IsolatingHandler:
-        return _IsolatingHandler(*args, directory=str(root), **kwargs)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    servers = {}
+    for name, kind in (("isolated", _IsolatingHandler), ("plain", _PlainHandler)):
+        handler = functools.partial(kind, directory=str(root))
+        servers[name] = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=servers[name].serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield {name: f"http://127.0.0.1:{s.server_address[1]}" for name, s in servers.items()}
     finally:
-        server.shutdown()
-        server.server_close()
+        for server in servers.values():
+            server.shutdown()
+            server.server_close()
 
 
 def _descendants(pid: int) -> list[int]:
@@ -206,9 +216,9 @@ class Pusher:
 
 
 def test_the_liaison_runs_in_a_web_worker_of_an_isolated_page(
-    python_free_browser: Any, site: str
+    python_free_browser: Any, site: dict[str, str]
 ) -> None:
-    python_free_browser.get(f"{site}/blank.html")
+    python_free_browser.get(f"{site['isolated']}/blank.html")
     result = python_free_browser.execute_async_script(SCRIPT)
     assert result["ok"], f"{result['error']}\n{result['stack']}"
     outcome = result["outcome"]
@@ -227,12 +237,12 @@ def test_the_liaison_runs_in_a_web_worker_of_an_isolated_page(
 
 
 def test_the_browser_example_runs_its_calls_with_progress(
-    python_free_browser: Any, site: str
+    python_free_browser: Any, site: dict[str, str]
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    python_free_browser.get(f"{site}/examples/browser-pyodide/")
+    python_free_browser.get(f"{site['isolated']}/examples/browser-pyodide/")
     status = python_free_browser.find_element(By.ID, "status")
     WebDriverWait(python_free_browser, 120).until(
         lambda _: status.text == "done" or status.text.startswith("failed")
@@ -246,3 +256,37 @@ def test_the_browser_example_runs_its_calls_with_progress(
     assert values["python"].startswith('"3.')
     assert values["interruptible"] == "true"
     assert python_free_browser.find_element(By.ID, "bar").get_attribute("value") == "1"
+
+
+# Runs in a page that is not cross-origin isolated: no SharedArrayBuffer, so nothing can
+# interrupt a running synchronous command (docs/protocol.md, "The Pyodide transport").
+UNISOLATED_SCRIPT = """
+const [done] = arguments;
+(async () => {
+  const {startPyodideLiaison} = await import("/dist/pyodide.js");
+  const outcome = {isolated: globalThis.crossOriginIsolated === true};
+  const liaison = await startPyodideLiaison({
+    indexURL: `${location.origin}/node_modules/pyodide/`,
+    files: {"busy.py": "def spin():\\n    while True:\\n        pass\\n"}});
+  outcome.call = await liaison.run("operator:add", [2, 3]);
+  outcome.timeout = await liaison.run("busy:spin", [], {}, {timeout: 300}).then(
+    () => "resolved", (e) => ({type: e.type, fromLiaison: Boolean(e.reply),
+                               clientSide: /client-side/.test(e.message)}));
+  await liaison.close();  // ends the worker, and the spinning command with it
+  outcome.closed = !liaison.connected;
+  done({ok: true, outcome});
+})().catch((e) => done({ok: false, error: String(e), stack: e && e.stack}));
+"""
+
+
+def test_without_isolation_a_timeout_rejects_client_side_and_close_ends_the_worker(
+    python_free_browser: Any, site: dict[str, str]
+) -> None:
+    python_free_browser.get(f"{site['plain']}/blank.html")
+    result = python_free_browser.execute_async_script(UNISOLATED_SCRIPT)
+    assert result["ok"], f"{result['error']}\n{result['stack']}"
+    outcome = result["outcome"]
+    assert outcome["isolated"] is False
+    assert outcome["call"] == 5
+    assert outcome["timeout"] == {"type": "TimeoutError", "fromLiaison": False, "clientSide": True}
+    assert outcome["closed"] is True
