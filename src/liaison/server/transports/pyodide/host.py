@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import queue
 import threading
 import time
@@ -46,8 +45,6 @@ from ....transports.inbox import LoopInbox
 from ....transports.outbox import CLOSED, OPEN, QueuedConnection
 
 __all__ = ["ADDRESS", "PyodideHost", "SyncInterrupts", "Unsupported"]
-
-log = logging.getLogger("liaison.pyodide")
 
 # What `liaison.address` says in Pyodide (a start marker would name it; there is none).
 ADDRESS = "pyodide"
