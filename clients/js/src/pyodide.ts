@@ -126,6 +126,7 @@ class WorkerSocket implements WebSocketLike {
     this.readyState = 3;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
+    this.#interrupter?.close();
     this.#end();
     this.#emit("close", { code, reason, wasClean });
   }

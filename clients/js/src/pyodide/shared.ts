@@ -21,6 +21,12 @@ const ID_MAX = SHARED_BYTES - ID_AT;
 const SIGINT = 2;
 const CANCEL = 1;
 const TIMEOUT = 2;
+// Pyodide reads the interrupt buffer and then zeroes it, not atomically: a write landing
+// between the two is lost (about one in ten interrupts of a busy loop, measured). Until
+// the worker has taken the request (word 2 back to 0), the buffer is written again this
+// often (ms), for at most this long (ms: a dead worker takes nothing).
+const REPEAT_MS = 10;
+const REPEAT_FOR_MS = 10_000;
 
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder();
@@ -34,6 +40,7 @@ export function interruptBuffer(shared: SharedArrayBuffer): Int32Array {
 export class Interrupter {
   readonly #words: Int32Array;
   readonly #bytes: Uint8Array;
+  #repeat: ReturnType<typeof setInterval> | undefined;
 
   constructor(shared: SharedArrayBuffer) {
     this.#words = new Int32Array(shared);
@@ -66,9 +73,22 @@ export class Interrupter {
     this.#ask(CANCEL);
   }
 
+  /** Stop writing the buffer (the worker is gone). */
+  close(): void {
+    clearInterval(this.#repeat);
+    this.#repeat = undefined;
+  }
+
   #ask(kind: number): void {
     Atomics.store(this.#words, KIND, kind);
     Atomics.store(this.#words, INTERRUPT, SIGINT);
+    if (this.#repeat !== undefined) return;
+    const until = Date.now() + REPEAT_FOR_MS;
+    this.#repeat = setInterval(() => {
+      if (Atomics.load(this.#words, KIND) === 0 || Date.now() > until) this.close();
+      else Atomics.store(this.#words, INTERRUPT, SIGINT);
+    }, REPEAT_MS);
+    (this.#repeat as { unref?: () => void }).unref?.(); // Node: never what keeps it running
   }
 }
 
