@@ -198,6 +198,81 @@ def js_client_header() -> str:
     )
 
 
+# --- the liaison in Pyodide (bench/pyodide_worker.mjs) ------------------------------------
+
+PYODIDE_BENCH = BENCH / "pyodide_worker.mjs"
+PYODIDE_DIST = BENCH.parent / "clients" / "js" / "dist" / "pyodide.js"
+PYODIDE_NA = "needs node, and npm ci and npm run build in clients/js"
+# pyodide_worker.mjs output key -> row key
+PYODIDE_ROWS = {
+    "start_ms": "pyodide_start_ms",
+    "seq_ping_us": "pyodide_seq_ping_us",
+    "f64_round_trip_ms": "pyodide_f64_ms",
+}
+# One run of the script measures both columns (the Pyodide worker and its floor, a bare
+# worker echoing postMessage, taking turns); the second server's call takes its half.
+_pyodide_halves: dict[str, dict[str, float]] = {}
+
+
+def pyodide_metrics(p: C.Params) -> list[Metric]:
+    return [
+        Metric(
+            "pyodide_start_ms",
+            "Pyodide worker: start to ready (floor: a bare worker's start)",
+            "ms",
+            "lower",
+        ),
+        Metric(
+            "pyodide_seq_ping_us",
+            "Pyodide worker: sequential ping round trip, median (floor: postMessage echo)",
+            "µs",
+            "lower",
+            digits=1,
+        ),
+        Metric(
+            "pyodide_f64_ms",
+            "Pyodide worker: 8 MB Float64Array argument and result, median "
+            "(floor: the buffer echoed, transferred)",
+            "ms",
+            "lower",
+            digits=1,
+        ),
+    ]
+
+
+async def m_pyodide(server: Server, p: C.Params) -> dict[str, Any]:
+    """The liaison column: the liaison in Pyodide in a Node worker (no server involved);
+    the floor column: a bare echoing worker, from the same run of the script."""
+    node = shutil.which("node")
+    if node is None or not PYODIDE_DIST.exists():
+        raise C.NotSupported(PYODIDE_NA)
+    if server.spec.key not in ("liaison", "floor"):
+        raise C.NotSupported("not measured: the Pyodide host is this liaison's")
+    side = "liaison" if server.spec.key == "liaison" else "floor"
+    if side not in _pyodide_halves:
+        argv = [node, str(PYODIDE_BENCH)]
+        if p in (C.QUICK, C.BASELINE_QUICK):
+            argv.append("--quick")
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            stdout, stderr = await proc.communicate()
+        finally:
+            if proc.returncode is None:  # cancelled by run_group's timeout
+                proc.kill()
+                await proc.wait()
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"pyodide_worker.mjs exited with {proc.returncode}: "
+                f"{stderr.decode(errors='replace')}"
+            )
+        out = json.loads(stdout)
+        for half in ("liaison", "floor"):
+            _pyodide_halves[half] = {row: out[k][half] for k, row in PYODIDE_ROWS.items()}
+    return dict(_pyodide_halves.pop(side))
+
+
 def stdio_metrics(p: C.Params) -> list[Metric]:
     """The stdio transport's rows (bench/stdio_rows.py), beside the WebSocket ones above."""
     return [
@@ -351,6 +426,7 @@ def metrics(p: C.Params, rounds: int = 1) -> list[Metric]:
         ),
         *js_metrics(p),
         *stdio_metrics(p),
+        *pyodide_metrics(p),
         Metric(
             "sleep_ping_max_ms",
             f"ping during a {p.sleep_s:g} s command, max",
@@ -467,6 +543,7 @@ GROUPS: list[tuple[str, Callable[..., Any], list[str], list[str]]] = [
     ("arrays", C.m_arrays, ["arange_json_ms", "arange_bin_ms", "f64_json_mbs", "f64_bin_mbs"], []),
     ("JS client", m_js_client, list(JS_ROWS.values()), []),
     ("stdio", stdio_rows.m_stdio, stdio_rows.ROWS, ["seq_n", "pipe_n", "pipe_reps"]),
+    ("pyodide", m_pyodide, list(PYODIDE_ROWS.values()), []),
     (
         "ping during command",
         C.m_ping_during_command,
