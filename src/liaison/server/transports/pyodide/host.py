@@ -20,29 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from ....core import Companion, Request
-from ....core.errors import RequestError
-from ....dispatch import Dispatcher
-from ....execution import (
-    Cancelled,
-    Executor,
-    Interrupted,
-    Job,
-    JobState,
-    Sink,
-    Stopping,
-    TimedOut,
-)
-from ....handle import Liaison
-from ....hostos import current_host
-from ....transports.inbox import LoopInbox
-from ....transports.outbox import CLOSED, OPEN, QueuedConnection
+from ....protocol.errors import RequestError
+from ...dispatch import Dispatcher
+from ...execution import Executor
+from ...handle import Liaison
+from ...hostos import current_host
+from ...jobs import Cancelled, Job, JobState, Sink, Stopping, TimedOut
+from ..inbox import LoopInbox
+from ..outbox import QueuedConnection
 
 __all__ = ["ADDRESS", "PyodideHost", "SyncInterrupts", "Unsupported"]
 
@@ -88,31 +78,46 @@ class SyncInterrupts(Protocol):
 
 class PyodideConnection(QueuedConnection):
     """The one client of a Pyodide host: what is queued leaves at once through
-    ``deliver`` (JSON text as bytes, a binary frame as a bytearray)."""
+    ``deliver`` (JSON text as bytes, a binary frame as a bytearray). JavaScript takes
+    each message as it comes, so nothing waits in the outbox and reading never pauses."""
 
     def __init__(self, inbox: LoopInbox, deliver: Callable[[bytes | bytearray], None]) -> None:
-        super().__init__(inbox)
+        # No read timeout applies: the outbox never holds a message past this call.
+        super().__init__(inbox, max_pending=2**62, read_timeout=float("inf"))
         self._deliver = deliver
 
     def __repr__(self) -> str:
         return f"<PyodideConnection {self.id}>"
 
-    def received(self) -> None:
-        """Count a message from the client, not yet answered."""
-        self._unanswered += 1
-
-    def _enqueue(self, data: bytes | bytearray) -> None:
-        if self._state is OPEN:
+    def _start_writing(self) -> None:
+        outbox = self._outbox
+        while outbox:
+            data = outbox.popleft()
+            if data is None:  # the end mark: nothing more leaves
+                self.writer_stopped()
+                return
+            self._sent(data)
             self._deliver(data)
+
+    def _pause_reading(self) -> None:
+        pass  # JavaScript hands every message in; the outbox empties as it fills
+
+    def _resume_reading(self) -> None:
+        pass
+
+    def _drop(self, reason: str) -> None:
+        pass  # never: nothing waits in the outbox for the read timeout to see
 
     def close(self) -> None:
         """Send nothing more."""
-        self._state = CLOSED
+        self.close_outbox()
 
 
 class PyodideExecutor(Executor):
     """The executor's jobs without its threads: ordered jobs run on the caller's thread
-    when they are submitted, coroutines on ``loop``."""
+    when they are submitted (``serve_inline``/``run_queued``), coroutines on ``loop``.
+    Built without ``interrupt_main``: a running synchronous command is interrupted only
+    through the interrupt buffer (:meth:`on_interrupt`)."""
 
     def __init__(
         self,
@@ -123,13 +128,9 @@ class PyodideExecutor(Executor):
         def call_later(seconds: float, callback: Callable[[], None]) -> Callable[[], None]:
             return loop.call_later(seconds, callback).cancel
 
-        super().__init__(companion, call_later=call_later, host=current_host())
-        # Commands run on this thread: _interrupt then never reaches for another thread.
-        self._main_thread = threading.get_ident()
-        self._async_loop = loop
-        self._serving.set()
+        super().__init__(companion, call_later=call_later, host=current_host(), async_loop=loop)
+        self.serve_inline()
         self._interrupts = interrupts
-        self._pumping = False
         self._seq = 0  # numbers the synchronous commands run, for their timeouts
         self._running_seq = 0
         self._deadlines: dict[Job, float] = {}  # jobs with a timeout: when it passes
@@ -145,33 +146,15 @@ class PyodideExecutor(Executor):
         job = super().submit(request, sink)
         if request.timeout is not None:
             self._deadlines[job] = time.monotonic() + request.timeout
-        self._run_queued()
+        # Unless a job already runs below us (a command that lets JavaScript run, e.g.
+        # through ``pyodide.ffi.run_sync``): then it runs once that one is done.
+        self.run_queued()
         return job
 
-    def _run_queued(self) -> None:
-        """Run the queued ordered jobs, in order, unless a job already runs below us (a
-        command that lets JavaScript run, e.g. through ``pyodide.ffi.run_sync``)."""
-        if self._pumping:
-            return
-        self._pumping = True
-        try:
-            while not self.stopping:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    return
-                if job is None:
-                    break
-                try:  # noqa: SIM105 - free when nothing is raised, unlike suppress()
-                    self._run_one(job)
-                except Interrupted:
-                    pass  # landed after the job's reply, as it left
-            self.stopping = True
-            self._drain_queue()
-        finally:
-            self._pumping = False
-
-    def _run_one(self, job: Job) -> None:
+    def run_ordered(self, job: Job) -> None:
+        """Run one ordered job, first honouring a cancel or timeout that came from the
+        client's thread before it ran, and telling the interrupt buffer's side which
+        command runs."""
         deadline = self._deadlines.pop(job, None)
         key = job.request.id
         if type(key) in _CANCELLABLE_ID_TYPES and self._early_cancels.get(key) is False:
@@ -189,21 +172,11 @@ class PyodideExecutor(Executor):
         if self._interrupts is not None:
             self._interrupts.running(self._seq, timeout)
         try:
-            self._run_on_main(job)
+            super().run_ordered(job)
         finally:
             self._running_seq = 0
             if self._interrupts is not None:
                 self._interrupts.running(0, None)
-
-    def _run_async(self, job: Job, awaitable: Any) -> None:
-        loop = self._async_loop
-        assert loop is not None
-        self._start_task(loop, job, awaitable)
-
-    def _interrupt_main(self, job: Job | None, reason: type[Interrupted]) -> None:
-        # Only the running command itself can get here (it stopped the liaison or
-        # cancelled itself): there is no other thread. It runs to its end.
-        self._pending_interrupt = (job, reason)
 
     def cancel(self, sink: Sink, request_id: Any) -> bool:
         if type(request_id) in _CANCELLABLE_ID_TYPES and self._early_cancels.pop(request_id, False):
@@ -217,7 +190,7 @@ class PyodideExecutor(Executor):
         if request is None:
             return
         kind, _, detail = request.partition(":")
-        job = self._main_job
+        job = self.ordered_job
         running = job is not None and job.state is JobState.RUNNING and self._running_seq
         if kind == "timeout":
             if running and detail == str(self._running_seq):
@@ -240,20 +213,15 @@ class PyodideExecutor(Executor):
 
     def stop(self) -> None:
         super().stop()
-        if not self._pumping:
-            self._drain_queue()
+        if self.ordered_job is None:
+            self.run_queued()  # answers what is queued "shutting down"
         # Coroutines have no thread to end with: cancel them (each replies).
-        with self._jobs_lock:
-            jobs = list(self._jobs.values())
-        for job in jobs:
+        for job in self.jobs():
             if job.task is not None:
-                self._interrupt(job, Stopping)
+                self.interrupt(job, Stopping)
 
     def coroutines_running(self) -> bool:
-        with self._jobs_lock:
-            return any(
-                job.task is not None and not job.task[1].done() for job in self._jobs.values()
-            )
+        return any(job.task is not None and not job.task[1].done() for job in self.jobs())
 
 
 class PyodideHost:
@@ -296,8 +264,7 @@ class PyodideHost:
         frame). Ordered synchronous commands run before it returns."""
         if self._stopped:
             return
-        self.connection.received()
-        self.dispatcher.handle(data, self.connection)
+        self.connection.take(data, self.dispatcher.handle)
 
     def on_interrupt(self, signum: int = 0, frame: Any = None) -> None:
         """The SIGINT handler for Pyodide's interrupt buffer (signal.signal)."""
