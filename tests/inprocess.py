@@ -24,8 +24,9 @@ from liaison.server.dispatch import Dispatcher
 from liaison.server.execution import Executor
 from liaison.server.handle import Liaison
 from liaison.server.hostos import current_host
-from liaison.server.io_thread import IOThread, Transport, TransportFactory, TransportHandlers
+from liaison.server.io_thread import IOThread
 from liaison.server.settings import Settings
+from liaison.server.transports.contract import Transport, TransportFactory, TransportHandlers
 
 
 class RecordingSink:
@@ -179,10 +180,10 @@ class InProcessServer:
 
     def _factory(self, transport: str) -> TransportFactory:
         if transport == "websocket":
-            from liaison.server.transports.websocket_server import WebSocketTransport
+            from liaison.server.transports.websocket.transport import WebSocketTransport
 
             return WebSocketTransport
-        from liaison.server.transports.stdio import StdioTransport
+        from liaison.server.transports.stdio.transport import StdioTransport
 
         # The liaison reads input_r and writes output_w; its peer has the other ends.
         self._input_r, self.input_w = os.pipe()

@@ -20,11 +20,9 @@ import pytest
 
 from conftest import START, STOP, TESTS, InProcessStdioClient, StdioClient
 from inprocess import InProcessServer
-from liaison.server.io_thread import TransportHandlers
 from liaison.server.settings import Settings
-from liaison.server.transports.inbox import LoopInbox
-from liaison.server.transports.outbox import ConnectionState
-from liaison.server.transports.stdio import StdioConnection, StdioTransport
+from liaison.server.transports.contract import ConnectionState, LoopInbox, TransportHandlers
+from liaison.server.transports.stdio.transport import StdioConnection, StdioTransport
 
 
 def rest_of_channel(client: StdioClient) -> list[Any]:

@@ -18,16 +18,16 @@ import pytest
 from websockets.asyncio.client import connect
 
 from conftest import RawClient
-from liaison.server.io_thread import TransportHandlers
 from liaison.server.settings import Settings
-from liaison.server.transports.outbox import (
+from liaison.server.transports.contract import (
     OUTBOX_HIGH_WATER_BYTES,
     QUEUED_REQUESTS_MAX_BYTES,
     ConnectionState,
     QueuedConnection,
+    TransportHandlers,
 )
-from liaison.server.transports.stdio import StdioTransport
-from liaison.server.transports.websocket_server import Connection, WebSocketTransport
+from liaison.server.transports.stdio.transport import StdioTransport
+from liaison.server.transports.websocket.transport import Connection, WebSocketTransport
 
 BURST = 20_000
 MEGABYTE = b'"' + b"x" * (2**20 - 2) + b'"'
@@ -255,7 +255,7 @@ def test_only_messages_left_for_a_command_count_as_queued_bytes(reply_at_once: b
             pass
 
     async def test() -> None:
-        from liaison.server.transports.inbox import LoopInbox
+        from liaison.server.transports.contract import LoopInbox
 
         connection = Recording(LoopInbox(asyncio.get_running_loop()), 10, 60.0)
 
@@ -278,7 +278,7 @@ def test_a_cancel_that_answers_a_queued_message_releases_its_bytes() -> None:
             pass
 
     async def test() -> None:
-        from liaison.server.transports.inbox import LoopInbox
+        from liaison.server.transports.contract import LoopInbox
 
         connection = Recording(LoopInbox(asyncio.get_running_loop()), 10, 60.0)
         connection.take("x" * 100, lambda data, sink: None)  # queued

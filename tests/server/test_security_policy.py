@@ -17,7 +17,7 @@ import pytest
 from websockets.datastructures import Headers
 
 from liaison.server.settings import Settings
-from liaison.server.transports.security import (
+from liaison.server.transports.websocket.handshake import (
     POLICY_HEADERS,
     RedactingFilter,
     RedactingFormatter,

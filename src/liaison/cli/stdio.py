@@ -29,8 +29,8 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from ..server.io_thread import Transport, TransportFactory, TransportHandlers
-    from ..server.transports.stdio import StdioTransport
+    from ..server.transports.contract import Transport, TransportFactory, TransportHandlers
+    from ..server.transports.stdio.transport import StdioTransport
 
 __all__ = ["ADDRESS", "ChannelOutput", "build_parser", "main", "settings_from_args"]
 
@@ -149,7 +149,7 @@ _DEFAULTS = types.SimpleNamespace(**_OPTION_DEFAULTS)
 
 def _transport_factory(output: ChannelOutput) -> TransportFactory:
     def build(settings: Settings, handlers: TransportHandlers) -> Transport:
-        from ..server.transports.stdio import StdioTransport
+        from ..server.transports.stdio.transport import StdioTransport
 
         transport = StdioTransport(settings, handlers, output_fd=output.fd)
         output.transport = transport

@@ -17,7 +17,7 @@ from .. import __version__
 from ..server.output import StandardOutput
 from ..server.runtime import Runtime
 from ..server.settings import Settings
-from ..server.transports.security import RedactingFormatter, is_loopback_host
+from ..server.transports.websocket.handshake import RedactingFormatter, is_loopback_host
 from .options import (
     COMMON_DEFAULTS,
     UsageError,
@@ -29,7 +29,7 @@ from .options import (
 if TYPE_CHECKING:
     import argparse
 
-    from ..server.io_thread import Transport, TransportHandlers
+    from ..server.transports.contract import Transport, TransportHandlers
 
 __all__ = [
     "OPTION_DEFAULTS",
@@ -170,7 +170,7 @@ def _websocket_transport(settings: Settings, handlers: TransportHandlers) -> Tra
     from ..core.lazy_import import imported_without
 
     with imported_without("importlib.metadata"):
-        from ..server.transports.websocket_server import WebSocketTransport  # the websockets extra
+        from ..server.transports.websocket.transport import WebSocketTransport  # websockets extra
 
     return WebSocketTransport(settings, handlers)
 

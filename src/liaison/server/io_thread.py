@@ -14,45 +14,14 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
 
 from .hostos import HostOS, watch_parent, watch_wakeup_socket
 from .settings import Settings
+from .transports.contract import TransportFactory, TransportHandlers
 
-__all__ = ["IOThread", "MessageHandler", "Transport", "TransportFactory", "TransportHandlers"]
+__all__ = ["IOThread"]
 
 log = logging.getLogger("liaison")
-
-# Called on the I/O thread with each message received (str: text, bytes: binary) and the
-# connection (an execution.Sink) it came from.
-MessageHandler = Callable[[Any, Any], None]
-
-
-class TransportHandlers(NamedTuple):
-    """What a transport calls, all on the I/O thread."""
-
-    on_message: MessageHandler
-    on_close: Callable[[Any], None]  # a connection closed, after its last message
-    request_stop: Callable[[], None]  # the peer is gone for good (stdio's EOF)
-
-
-class Transport(Protocol):
-    """What the I/O thread needs of a transport; all methods run on the I/O thread."""
-
-    async def start(self) -> str:
-        """Start serving; return the address the start marker names (``HOST:PORT``).
-
-        Raises OSError if it cannot (the runtime reports it and exits with status 1).
-        """
-
-    def broadcast(self, data: bytes) -> None:
-        """Push ``data`` to every client; callable from any thread."""
-
-    async def close(self) -> None:
-        """Stop serving and close every connection."""
-
-
-TransportFactory = Callable[[Settings, TransportHandlers], Transport]
 
 
 class IOThread:

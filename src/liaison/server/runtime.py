@@ -28,10 +28,11 @@ from .execution import Executor
 from .gui import GuiLoop, create_gui_loop
 from .handle import Liaison
 from .hostos import current_host
-from .io_thread import IOThread, TransportFactory, TransportHandlers
+from .io_thread import IOThread
 from .output import StandardOutput
 from .settings import Settings
 from .stop_deadline import StopDeadline
+from .transports.contract import TransportFactory, TransportHandlers
 
 __all__ = ["KILL_AFTER_SECONDS", "STOP_GRACE_SECONDS", "Runtime"]
 

@@ -14,7 +14,7 @@ from http import HTTPStatus
 from typing import Protocol
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
-from ..settings import Settings
+from ...settings import Settings
 
 __all__ = [
     "POLICY_HEADERS", "HandshakeHeaders", "RedactingFilter", "RedactingFormatter", "Redactor",

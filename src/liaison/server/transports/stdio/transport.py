@@ -17,13 +17,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ...protocol.lines import LineDecoder, binary_header, encode_text
-from ...protocol.reads import READ_SIZE, limit_read_size
-from ...protocol.replies import error_reply
-from ..io_thread import TransportHandlers
-from ..settings import Settings
-from .inbox import LoopInbox
-from .outbox import QueuedConnection
+from ....protocol.lines import LineDecoder, binary_header, encode_text
+from ....protocol.reads import READ_SIZE, limit_read_size
+from ....protocol.replies import error_reply
+from ...settings import Settings
+from ..contract import LoopInbox, QueuedConnection, TransportHandlers
 
 __all__ = ["StdioConnection", "StdioTransport"]
 
@@ -42,7 +40,7 @@ class StdioConnection(QueuedConnection):
     on the input pipe, and a peer dropped for not reading stops the liaison
     (``on_lost``). Everything queued in one turn of the event loop leaves in one write.
 
-    Its lifecycle (outbox.ConnectionState) is moved by QueuedConnection: to CLOSING when
+    Its lifecycle (contract.ConnectionState) is moved by QueuedConnection: to CLOSING when
     the peer is dropped or the transport closes (``flush_all``: what is queued is handed
     to the pipe transport); to CLOSED once the output pipe is closed (``writer_stopped``).
     """

@@ -19,13 +19,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HTTPRequest
 from websockets.http11 import Response as HTTPResponse
 
-from ...protocol.reads import limit_read_size
-from ..io_thread import TransportHandlers
-from ..settings import Settings
+from ....protocol.reads import limit_read_size
+from ...settings import Settings
+from ..contract import CLOSED, LoopInbox, QueuedConnection, TransportHandlers
 from .descriptors import DescriptorShortage
-from .inbox import LoopInbox
-from .outbox import CLOSED, QueuedConnection
-from .security import RedactingFilter, check_handshake
+from .handshake import RedactingFilter, check_handshake
 
 __all__ = ["Connection", "WebSocketTransport"]
 
@@ -102,7 +100,7 @@ class Connection(QueuedConnection):
     Flow control is :class:`QueuedConnection`'s; here reading pauses by not taking the
     next message, and a client dropped for not reading is closed with 1008.
 
-    Its lifecycle (outbox.ConnectionState) is moved by QueuedConnection: to CLOSING when
+    Its lifecycle (contract.ConnectionState) is moved by QueuedConnection: to CLOSING when
     the client left (the transport calls ``close_outbox`` once the reader ends) or is
     dropped; to CLOSED (``writer_stopped``) when the writer stops, at the outbox's end
     mark (``None``) or when the socket closes under it.

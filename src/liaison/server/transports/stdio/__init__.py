@@ -1,0 +1,1 @@
+"""The stdio transport: one peer over a pipe pair."""

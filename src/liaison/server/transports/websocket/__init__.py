@@ -1,0 +1,1 @@
+"""The WebSocket transport: the server, its handshake policy and its settings."""
