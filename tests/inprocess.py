@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from liaison.cli import stdio, websocket
 from liaison.constants import START_MARKER
 from liaison.core import Companion
 from liaison.protocol.encoding import loads
@@ -27,6 +28,7 @@ from liaison.server.hostos import current_host
 from liaison.server.io_thread import IOThread
 from liaison.server.settings import Settings
 from liaison.server.transports.contract import Transport, TransportFactory, TransportHandlers
+from liaison.server.transports.websocket.settings import WebSocketSettings
 
 
 class RecordingSink:
@@ -142,7 +144,7 @@ class InProcessServer:
 
         def build_and_serve() -> None:
             try:
-                server = cls(transport, settings_from_options(transport, options, environ or {}))
+                server = cls(transport, *settings_from_options(transport, options, environ or {}))
             except BaseException as error:
                 made.put(error)
                 return
@@ -155,12 +157,15 @@ class InProcessServer:
             raise server
         return server
 
-    def __init__(self, transport: str, settings: Settings) -> None:
+    def __init__(
+        self, transport: str, settings: Settings, websocket_settings: WebSocketSettings | None
+    ) -> None:
+        """``websocket_settings``: for the WebSocket transport only."""
         self.settings = settings
         host_os = self.settings.host_os or current_host()
         self._interrupt_signal = host_os.interrupt_signal
         self.companion = Companion(self.settings.allowed_modules)
-        self.io = IOThread(self.settings, self._factory(transport), host_os)
+        self.io = IOThread(self.settings, self._factory(transport, websocket_settings), host_os)
         self.executor = Executor(self.companion, call_later=self.io.call_later, host=host_os)
         self.dispatcher = Dispatcher(self.companion, self.executor, request_stop=self.stop)
         self._closed = threading.Event()
@@ -172,17 +177,18 @@ class InProcessServer:
         self.port = int(port) if port.isdigit() else 0
         if transport == "stdio":  # the start marker first, as ChannelOutput writes it
             os.write(self._output_w, f"{START_MARKER}@{self.address}\n".encode())
-            self.io.transport.start_reading()
+        self.io.transport.start_reading()  # as the runtime does once the marker is out
 
     @property
     def url(self) -> str:
         return f"ws://{self.address}"
 
-    def _factory(self, transport: str) -> TransportFactory:
+    def _factory(
+        self, transport: str, websocket_settings: WebSocketSettings | None
+    ) -> TransportFactory:
         if transport == "websocket":
-            from liaison.server.transports.websocket.transport import WebSocketTransport
-
-            return WebSocketTransport
+            assert websocket_settings is not None
+            return websocket.transport_factory(websocket_settings)
         from liaison.server.transports.stdio.transport import StdioTransport
 
         # The liaison reads input_r and writes output_w; its peer has the other ends.
@@ -222,15 +228,11 @@ class InProcessServer:
 
 def settings_from_options(
     transport: str, options: Iterable[str], environ: dict[str, str]
-) -> Settings:
+) -> tuple[Settings, WebSocketSettings | None]:
     """The settings ``python -m liaison.TRANSPORT`` makes of ``options`` (on 127.0.0.1:0;
-    no parent to watch here)."""
+    no parent to watch here), and the WebSocket settings (None for stdio)."""
     if transport == "websocket":
-        from liaison.cli import websocket
-
         args = websocket.parse_args(["127.0.0.1:0", *options, "--no-watch-parent"])
         return websocket.settings_from_args(args, environ)
-    from liaison.cli import stdio
-
     args = stdio.build_parser().parse_args([*options, "--no-watch-parent"])
-    return stdio.settings_from_args(args, environ)
+    return stdio.settings_from_args(args, environ), None

@@ -357,3 +357,17 @@ def test_a_regular_file_as_stdin_is_not_read_before_start_reading(tmp_path: Any)
             os.close(fd)
 
     asyncio.run(scenario())
+
+
+def test_a_channel_that_cannot_be_opened_is_named_in_the_error() -> None:
+    unused_fd = 2**20 - 1  # above any descriptor this process has open
+
+    async def scenario() -> None:
+        handlers = TransportHandlers(lambda message, sink: None, lambda sink: None, lambda: None)
+        transport = StdioTransport(Settings(), handlers, input_fd=unused_fd, output_fd=unused_fd)
+        with pytest.raises(OSError) as raised:
+            await transport.start()
+        # The runtime prints strerror alone: it names the channel, not an address.
+        assert raised.value.strerror.startswith("cannot open stdio: "), raised.value
+
+    asyncio.run(scenario())

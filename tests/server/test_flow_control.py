@@ -27,6 +27,7 @@ from liaison.server.transports.contract import (
     TransportHandlers,
 )
 from liaison.server.transports.stdio.transport import StdioTransport
+from liaison.server.transports.websocket.settings import WebSocketSettings
 from liaison.server.transports.websocket.transport import Connection, WebSocketTransport
 
 BURST = 20_000
@@ -132,7 +133,9 @@ async def until(condition: Callable[[], bool], what: str) -> None:
 async def serve(on_message: Any, **settings: Any) -> tuple[WebSocketTransport, list[Any]]:
     closed: list[Any] = []
     handlers = TransportHandlers(on_message, closed.append, request_stop=lambda: None)
-    transport = WebSocketTransport(Settings(port=0, **settings), handlers)
+    transport = WebSocketTransport(
+        Settings(**settings), handlers, websocket_settings=WebSocketSettings()
+    )
     await transport.start()
     return transport, closed
 

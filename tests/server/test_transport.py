@@ -18,15 +18,18 @@ from websockets.exceptions import InvalidStatus
 from liaison.protocol.reads import READ_SIZE, limit_read_size
 from liaison.server.settings import Settings
 from liaison.server.transports.contract import ConnectionState, TransportHandlers
+from liaison.server.transports.websocket.settings import WebSocketSettings
 from liaison.server.transports.websocket.transport import Connection, WebSocketTransport
 
 Handler = Callable[[str | bytes, Connection], None]
 
 
-async def serving(on_message: Handler, **settings: Any) -> tuple[WebSocketTransport, str]:
+async def serving(on_message: Handler, **websocket_settings: Any) -> tuple[WebSocketTransport, str]:
     handlers = TransportHandlers(on_message, on_close=lambda connection: None,
                                  request_stop=lambda: None)  # fmt: skip
-    transport = WebSocketTransport(Settings(port=0, **settings), handlers)
+    transport = WebSocketTransport(
+        Settings(), handlers, websocket_settings=WebSocketSettings(**websocket_settings)
+    )
     address = await transport.start()
     return transport, f"ws://{address}/"
 

@@ -28,9 +28,14 @@ class IOThread:
     """The asyncio loop serving the transport, on a thread of its own."""
 
     def __init__(
-        self, settings: Settings, transport_factory: TransportFactory, host_os: HostOS
+        self,
+        settings: Settings,
+        transport_factory: TransportFactory,
+        host_os: HostOS,
+        on_signal: Callable[[int], None] = lambda signum: None,
     ) -> None:
-        """``host_os`` says how to hear signals and watch the parent (hostos.py)."""
+        """``host_os`` says how to hear signals and watch the parent (hostos.py);
+        ``on_signal(signum)`` runs on this thread for each SIGINT or SIGTERM heard."""
         self.settings = settings
         self.host_os = host_os
         # Read now: the parent may exit as soon as it sees the start marker.
@@ -38,7 +43,7 @@ class IOThread:
         self.transport_factory = transport_factory
         self.loop = asyncio.new_event_loop()
         self.address = ""
-        self.on_signal: Callable[[int], None] = lambda signum: None
+        self._on_signal = on_signal
         self._thread = threading.Thread(target=self._run, name="liaison-io", daemon=True)
         self._started = threading.Event()
         self._error: BaseException | None = None
@@ -97,7 +102,7 @@ class IOThread:
 
     def _heard(self, signum: int) -> None:
         if signum in (signal.SIGINT, signal.SIGTERM):
-            self.on_signal(signum)
+            self._on_signal(signum)
 
     def shutdown(self, wait: float = 2.0) -> None:
         """Close every connection and end the loop (waits up to ``wait`` seconds); any

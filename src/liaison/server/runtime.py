@@ -65,7 +65,7 @@ class Runtime:
         self.host_os = settings.host_os or current_host()
         self.output = output or StandardOutput(settings.user_output)
         self.companion = companion or Companion(settings.allowed_modules)
-        self.io = IOThread(settings, transport_factory, self.host_os)
+        self.io = IOThread(settings, transport_factory, self.host_os, self._on_signal_heard)
         self.executor = Executor(self.companion, call_later=self.io.call_later, host=self.host_os)
         self.dispatcher = Dispatcher(self.companion, self.executor, request_stop=self.stop)
         self._closed = False  # the transport is closed: every reply that will go, went
@@ -84,17 +84,16 @@ class Runtime:
             print(f"liaison: error: --gui {self.settings.gui}: {error}", file=sys.stderr)
             return 1
         self._install_signal_handlers()
-        self.io.on_signal = self._on_signal_heard
         try:
             address = self.io.start(
                 TransportHandlers(self.dispatcher.handle, self.dispatcher.on_close, self.stop)
             )
         except OSError as error:
-            print(f"liaison: error: cannot listen on {self.settings.host}:{self.settings.port}: "
-                  f"{error.strerror or error}", file=sys.stderr)  # fmt: skip
+            print(f"liaison: error: {error.strerror or error}", file=sys.stderr)
             return 1
         self.companion.namespace["liaison"] = Liaison(address, self.io.broadcast, self.stop)
         self.output.started(f"{START_MARKER}@{address}")
+        self.io.transport.start_reading()
         self._deadline = StopDeadline.start(
             self.output.encode_marker(self._stop_marker()), self.output.fd, KILL_AFTER_SECONDS
         )

@@ -63,8 +63,13 @@ class Transport(Protocol):
     async def start(self) -> str:
         """Start serving; return the address the start marker names (``HOST:PORT``).
 
-        Raises OSError if it cannot (the runtime reports it and exits with status 1).
+        Raises OSError if it cannot, its ``strerror`` saying what failed (the runtime
+        prints it and exits with status 1).
         """
+
+    def start_reading(self) -> None:
+        """The start marker is out: take messages from now on (any thread). A transport
+        whose marker does not share its channel (WebSocket) takes them from ``start``."""
 
     def broadcast(self, data: bytes) -> None:
         """Push ``data`` to every client; callable from any thread."""

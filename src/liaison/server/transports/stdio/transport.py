@@ -193,7 +193,7 @@ class StdioTransport:
 
     async def start(self) -> str:
         """Open the pipes, reading paused; returns ``"stdio"``, the address the markers
-        name. A regular file serves too (``< commands.txt``)."""
+        name. A regular file serves too (``< commands.txt``). Raises OSError if it cannot."""
         loop = self._loop = asyncio.get_running_loop()
         inbox = LoopInbox(loop)
         self.connection = StdioConnection(
@@ -203,11 +203,14 @@ class StdioTransport:
         input_fd, output_fd = self._fds
         for fd in (input_fd, output_fd):
             _enlarge_pipe(fd)
-        # The pipe transports own these file objects and close them; the fds stay open.
-        output = open(output_fd, "wb", buffering=0, closefd=False)  # noqa: SIM115
-        input_ = open(input_fd, "rb", buffering=0, closefd=False)  # noqa: SIM115
-        writer = await _open_writer(loop, _Output(self), output)
-        reader = await _open_reader(loop, _Input(self), input_)
+        try:
+            # The pipe transports own these file objects and close them; the fds stay open.
+            output = open(output_fd, "wb", buffering=0, closefd=False)  # noqa: SIM115
+            input_ = open(input_fd, "rb", buffering=0, closefd=False)  # noqa: SIM115
+            writer = await _open_writer(loop, _Output(self), output)
+            reader = await _open_reader(loop, _Input(self), input_)
+        except OSError as error:  # the runtime prints strerror: say which channel
+            raise OSError(error.errno, f"cannot open stdio: {error.strerror or error}") from error
         reader.pause_reading()
         # Low water 0: the outbox refills the transport once its buffer is empty; the
         # pipe (1 MiB) still holds data then, so the peer never waits on that.
