@@ -32,7 +32,7 @@ from liaison.server.transports.websocket.settings import WebSocketSettings
 
 
 class RecordingSink:
-    """A connection that keeps what it is sent (an execution.Sink)."""
+    """A connection that keeps what it is sent (a transports.contract.Sink)."""
 
     _ids = itertools.count(1)
 

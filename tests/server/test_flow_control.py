@@ -1,4 +1,4 @@
-"""Flow control (server/transports/outbox.py): a client that reads gets every message of a burst,
+"""Flow control (server/transports/contract.py): a client that reads gets every message of a burst,
 a command sending to a slow client waits for it, a client that reads nothing is dropped
 only after ``client_read_timeout``, and queued requests pause reading by their bytes.
 

@@ -45,7 +45,7 @@ log = logging.getLogger("liaison.transport")
 # -- the transport: what the I/O thread starts, and what the transport calls back -------
 
 # Called on the I/O thread with each message received (str: text, bytes: binary) and the
-# connection (an execution.Sink) it came from.
+# connection (a Sink) it came from.
 MessageHandler = Callable[[Any, Any], None]
 
 
@@ -58,7 +58,8 @@ class TransportHandlers(NamedTuple):
 
 
 class Transport(Protocol):
-    """What the I/O thread needs of a transport; all methods run on the I/O thread."""
+    """What the I/O thread needs of a transport; its methods run on the I/O thread unless
+    they say otherwise."""
 
     async def start(self) -> str:
         """Start serving; return the address the start marker names (``HOST:PORT``).
@@ -87,10 +88,10 @@ TransportFactory = Callable[[Settings, TransportHandlers], Transport]
 class Sink(Protocol):
     """Where a job's messages go: one client connection.
 
-    ``data`` is JSON text as bytes, or a binary frame as a bytearray (core.frames.Frame).
+    ``data`` is JSON text as bytes, or a binary frame as a bytearray (protocol.frames.Frame).
     Every method may be called from any thread. On the I/O thread none blocks; on another
     thread, a message queued for a client whose outbox is full waits until it drains
-    (server/transports/outbox.py: the command producing it is held, not the I/O).
+    (QueuedConnection: the command producing it is held, not the I/O).
     """
 
     @property
@@ -246,7 +247,7 @@ class Outbox(collections.deque[bytes | bytearray | None]):
 
 
 class QueuedConnection:
-    """A connection as the executor sees it (an execution.Sink), for any transport.
+    """A connection as the executor sees it (a Sink), for any transport.
 
     Its methods may be called from any thread; they run on the I/O thread (at once
     there, else through the LoopInbox). It owns the flow-control rule:

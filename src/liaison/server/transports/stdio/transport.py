@@ -1,7 +1,7 @@
 """The stdio transport: one peer, the process that started the liaison, over a pipe pair.
 
 Messages are lines on the liaison's stdin and on a private copy of its stdout (the
-framing is core/lines.py; docs/protocol.md, "The stdio transport"). The runtime points
+framing is protocol/lines.py; docs/protocol.md, "The stdio transport"). The runtime points
 fd 1 and ``sys.stdout`` at stderr, so nothing user code prints can reach the channel.
 Needs no third-party package and opens no port.
 """
@@ -107,7 +107,7 @@ class StdioConnection(QueuedConnection):
             size += len(data)
             if type(data) is bytes:
                 pieces.append(encode_text(data))
-            else:  # a bytearray (core.frames.Frame) is a binary frame
+            else:  # a bytearray (protocol.frames.Frame) is a binary frame
                 pieces += (binary_header(len(data)), data, b"\n")
             self._sent(data)
         if pieces:

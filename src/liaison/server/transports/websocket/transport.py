@@ -226,7 +226,7 @@ class Connection(QueuedConnection):
                 if data is None:  # the end mark
                     self.writer_stopped()
                     return
-                # bytes are JSON text; a bytearray (core.frames.Frame) is a binary frame
+                # bytes are JSON text; a bytearray (protocol.frames.Frame) is a binary frame
                 await self.ws.send(data, text=not isinstance(data, bytearray))
                 self._sent(data)
         finally:
