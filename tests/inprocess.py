@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from liaison.cli import stdio, websocket
 from liaison.constants import START_MARKER
 from liaison.core import Companion
 from liaison.protocol.encoding import loads
@@ -23,13 +24,15 @@ from liaison.server.dispatch import Dispatcher
 from liaison.server.execution import Executor
 from liaison.server.handle import Liaison
 from liaison.server.hostos import current_host
-from liaison.server.io_thread import IOThread, Transport, TransportFactory, TransportHandlers
+from liaison.server.io_thread import IOThread
 from liaison.server.settings import Settings
 from liaison.server.signals import ProcessSignals
+from liaison.server.transports.contract import Transport, TransportFactory, TransportHandlers
+from liaison.server.transports.websocket.settings import WebSocketSettings
 
 
 class RecordingSink:
-    """A connection that keeps what it is sent (an execution.Sink)."""
+    """A connection that keeps what it is sent (a transports.contract.Sink)."""
 
     _ids = itertools.count(1)
 
@@ -141,7 +144,7 @@ class InProcessServer:
 
         def build_and_serve() -> None:
             try:
-                server = cls(transport, settings_from_options(transport, options, environ or {}))
+                server = cls(transport, *settings_from_options(transport, options, environ or {}))
             except BaseException as error:
                 made.put(error)
                 return
@@ -154,11 +157,14 @@ class InProcessServer:
             raise server
         return server
 
-    def __init__(self, transport: str, settings: Settings) -> None:
+    def __init__(
+        self, transport: str, settings: Settings, websocket_settings: WebSocketSettings | None
+    ) -> None:
+        """``websocket_settings``: for the WebSocket transport only."""
         self.settings = settings
         host_os = self.settings.host_os or current_host()
         self.companion = Companion(self.settings.allowed_modules)
-        self.io = IOThread(self.settings, self._factory(transport), host_os)
+        self.io = IOThread(self.settings, self._factory(transport, websocket_settings), host_os)
         self.signals = ProcessSignals(host_os)  # the interrupt signal only: no stop signals
         self.executor = Executor(
             self.companion,
@@ -176,18 +182,19 @@ class InProcessServer:
         self.port = int(port) if port.isdigit() else 0
         if transport == "stdio":  # the start marker first, as ChannelOutput writes it
             os.write(self._output_w, f"{START_MARKER}@{self.address}\n".encode())
-            self.io.transport.start_reading()
+        self.io.transport.start_reading()  # as the runtime does once the marker is out
 
     @property
     def url(self) -> str:
         return f"ws://{self.address}"
 
-    def _factory(self, transport: str) -> TransportFactory:
+    def _factory(
+        self, transport: str, websocket_settings: WebSocketSettings | None
+    ) -> TransportFactory:
         if transport == "websocket":
-            from liaison.server.transports.websocket_server import WebSocketTransport
-
-            return WebSocketTransport
-        from liaison.server.transports.stdio import StdioTransport
+            assert websocket_settings is not None
+            return websocket.transport_factory(websocket_settings)
+        from liaison.server.transports.stdio.transport import StdioTransport
 
         # The liaison reads input_r and writes output_w; its peer has the other ends.
         self._input_r, self.input_w = os.pipe()
@@ -226,15 +233,11 @@ class InProcessServer:
 
 def settings_from_options(
     transport: str, options: Iterable[str], environ: dict[str, str]
-) -> Settings:
+) -> tuple[Settings, WebSocketSettings | None]:
     """The settings ``python -m liaison.TRANSPORT`` makes of ``options`` (on 127.0.0.1:0;
-    no parent to watch here)."""
+    no parent to watch here), and the WebSocket settings (None for stdio)."""
     if transport == "websocket":
-        from liaison.cli import websocket
-
         args = websocket.parse_args(["127.0.0.1:0", *options, "--no-watch-parent"])
         return websocket.settings_from_args(args, environ)
-    from liaison.cli import stdio
-
     args = stdio.build_parser().parse_args([*options, "--no-watch-parent"])
-    return stdio.settings_from_args(args, environ)
+    return stdio.settings_from_args(args, environ), None

@@ -281,7 +281,7 @@ def test_an_ipv6_loopback_address_is_served_and_keeps_the_host_policy() -> None:
         address = f"[::1]:{process.port}"
         assert process.stdout == f"{START}{address}".encode()  # the CLI's form, port filled in
         assert RawClient(f"ws://{address}").call("ping") == "pong"
-        # Bound to loopback, so a foreign Host is refused as over 127.0.0.1 (security.py).
+        # Bound to loopback, so a foreign Host is refused as over 127.0.0.1 (handshake.py).
         with socket.create_connection(("::1", process.port), timeout=10) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: evil.example\r\nUpgrade: websocket\r\n"
                          b"Connection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"

@@ -20,11 +20,9 @@ import pytest
 
 from conftest import START, STOP, TESTS, InProcessStdioClient, StdioClient
 from inprocess import InProcessServer
-from liaison.server.io_thread import TransportHandlers
 from liaison.server.settings import Settings
-from liaison.server.transports.inbox import LoopInbox
-from liaison.server.transports.outbox import ConnectionState
-from liaison.server.transports.stdio import StdioConnection, StdioTransport
+from liaison.server.transports.contract import ConnectionState, LoopInbox, TransportHandlers
+from liaison.server.transports.stdio.transport import StdioConnection, StdioTransport
 
 
 def rest_of_channel(client: StdioClient) -> list[Any]:
@@ -357,5 +355,19 @@ def test_a_regular_file_as_stdin_is_not_read_before_start_reading(tmp_path: Any)
             await transport.close()
         for fd in (our_out, peer_out):
             os.close(fd)
+
+    asyncio.run(scenario())
+
+
+def test_a_channel_that_cannot_be_opened_is_named_in_the_error() -> None:
+    unused_fd = 2**20 - 1  # above any descriptor this process has open
+
+    async def scenario() -> None:
+        handlers = TransportHandlers(lambda message, sink: None, lambda sink: None, lambda: None)
+        transport = StdioTransport(Settings(), handlers, input_fd=unused_fd, output_fd=unused_fd)
+        with pytest.raises(OSError) as raised:
+            await transport.start()
+        # The runtime prints strerror alone: it names the channel, not an address.
+        assert raised.value.strerror.startswith("cannot open stdio: "), raised.value
 
     asyncio.run(scenario())

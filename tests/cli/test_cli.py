@@ -26,12 +26,12 @@ def test_address_alone_skips_argparse_with_the_same_settings(address: str) -> No
 
 
 def test_defaults() -> None:
-    settings = settings_from_args(parse_args(["127.0.0.1:0"]), {})
+    settings, websocket = settings_from_args(parse_args(["127.0.0.1:0"]), {})
     assert settings.max_message_size == DEFAULT_MAX_MESSAGE_SIZE
-    assert settings.handshake_timeout == 10.0
-    assert settings.allowed_origins == frozenset()
+    assert websocket.handshake_timeout == 10.0
+    assert websocket.allowed_origins == frozenset()
     assert settings.allowed_modules is None
-    assert settings.token is None and settings.watch_parent
+    assert websocket.token is None and settings.watch_parent
 
 
 def test_options_go_through_argparse() -> None:
@@ -39,16 +39,17 @@ def test_options_go_through_argparse() -> None:
         ["127.0.0.1:0", "--max-message-size", "1MiB", "--allow-origin", "https://a.test",
          "--allow-module", "numpy", "--no-watch-parent", "--handshake-timeout", "2"]
     )  # fmt: skip
-    settings = settings_from_args(args, {})
+    settings, websocket = settings_from_args(args, {})
     assert settings.max_message_size == 2**20
-    assert settings.allowed_origins == frozenset({"https://a.test"})
+    assert websocket.allowed_origins == frozenset({"https://a.test"})
     assert settings.allowed_modules == frozenset({"numpy"})
-    assert not settings.watch_parent and settings.handshake_timeout == 2.0
+    assert not settings.watch_parent and websocket.handshake_timeout == 2.0
 
 
 def test_the_shared_default_list_is_not_mutated() -> None:
     parse_args(["127.0.0.1:0", "--allow-origin", "https://a.test"])
-    assert settings_from_args(parse_args(["127.0.0.1:0"]), {}).allowed_origins == frozenset()
+    _, websocket = settings_from_args(parse_args(["127.0.0.1:0"]), {})
+    assert websocket.allowed_origins == frozenset()
 
 
 def test_bad_address_is_a_usage_error() -> None:
@@ -57,10 +58,10 @@ def test_bad_address_is_a_usage_error() -> None:
 
 
 def test_settings_repr_hides_the_token() -> None:
-    settings = settings_from_args(parse_args(["127.0.0.1:0", "--token", "s3cret-value"]), {})
-    assert settings.token == "s3cret-value"
-    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings)
-    assert "token=<hidden>" in repr(settings)
+    _, websocket = settings_from_args(parse_args(["127.0.0.1:0", "--token", "s3cret-value"]), {})
+    assert websocket.token == "s3cret-value"
+    assert "s3cret" not in repr(websocket) and "s3cret" not in str(websocket)
+    assert "token=<hidden>" in repr(websocket)
 
 
 @pytest.fixture
@@ -94,3 +95,11 @@ def test_an_imported_module_is_left_alone() -> None:
     with imported_without("importlib.metadata"):
         assert importlib.import_module("importlib.metadata") is real
     assert sys.modules["importlib.metadata"] is real
+
+
+def test_a_stdio_liaison_carries_no_websocket_settings() -> None:
+    from liaison.cli import stdio
+    from liaison.server.transports.websocket.settings import WebSocketSettings
+
+    settings = stdio.settings_from_args(stdio.build_parser().parse_args([]), {})
+    assert not set(settings._fields) & set(WebSocketSettings._fields)

@@ -396,7 +396,7 @@ def test_replies_are_frames_only_for_binary_requests_with_arrays() -> None:
 def test_importing_the_server_does_not_import_numpy() -> None:
     code = (
         "import sys, liaison.protocol.frames, liaison.protocol.replies, liaison.server.dispatch, "
-        "liaison.server.transports.websocket_server\n"
+        "liaison.server.transports.websocket.transport\n"
         "from liaison.protocol.frames import encode_frame, decode_frame\n"
         "frame = encode_frame({'r': b'x'})\n"
         "assert decode_frame(frame) == {'r': b'x'}\n"

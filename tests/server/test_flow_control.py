@@ -1,4 +1,4 @@
-"""Flow control (server/transports/outbox.py): a client that reads gets every message of a burst,
+"""Flow control (server/transports/contract.py): a client that reads gets every message of a burst,
 a command sending to a slow client waits for it, a client that reads nothing is dropped
 only after ``client_read_timeout``, and queued requests pause reading by their bytes.
 
@@ -18,16 +18,17 @@ import pytest
 from websockets.asyncio.client import connect
 
 from conftest import RawClient
-from liaison.server.io_thread import TransportHandlers
 from liaison.server.settings import Settings
-from liaison.server.transports.outbox import (
+from liaison.server.transports.contract import (
     OUTBOX_HIGH_WATER_BYTES,
     QUEUED_REQUESTS_MAX_BYTES,
     ConnectionState,
     QueuedConnection,
+    TransportHandlers,
 )
-from liaison.server.transports.stdio import StdioTransport
-from liaison.server.transports.websocket_server import Connection, WebSocketTransport
+from liaison.server.transports.stdio.transport import StdioTransport
+from liaison.server.transports.websocket.settings import WebSocketSettings
+from liaison.server.transports.websocket.transport import Connection, WebSocketTransport
 
 BURST = 20_000
 MEGABYTE = b'"' + b"x" * (2**20 - 2) + b'"'
@@ -132,7 +133,9 @@ async def until(condition: Callable[[], bool], what: str) -> None:
 async def serve(on_message: Any, **settings: Any) -> tuple[WebSocketTransport, list[Any]]:
     closed: list[Any] = []
     handlers = TransportHandlers(on_message, closed.append, request_stop=lambda: None)
-    transport = WebSocketTransport(Settings(port=0, **settings), handlers)
+    transport = WebSocketTransport(
+        Settings(**settings), handlers, websocket_settings=WebSocketSettings()
+    )
     await transport.start()
     return transport, closed
 
@@ -255,7 +258,7 @@ def test_only_messages_left_for_a_command_count_as_queued_bytes(reply_at_once: b
             pass
 
     async def test() -> None:
-        from liaison.server.transports.inbox import LoopInbox
+        from liaison.server.transports.contract import LoopInbox
 
         connection = Recording(LoopInbox(asyncio.get_running_loop()), 10, 60.0)
 
@@ -278,7 +281,7 @@ def test_a_cancel_that_answers_a_queued_message_releases_its_bytes() -> None:
             pass
 
     async def test() -> None:
-        from liaison.server.transports.inbox import LoopInbox
+        from liaison.server.transports.contract import LoopInbox
 
         connection = Recording(LoopInbox(asyncio.get_running_loop()), 10, 60.0)
         connection.take("x" * 100, lambda data, sink: None)  # queued

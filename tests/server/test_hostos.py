@@ -194,7 +194,7 @@ for name in ("fcntl", "termios", "resource", "grp"):
     sys.modules[name] = None
 import liaison.cli.websocket, liaison.server.runtime, liaison.server.io_thread
 import liaison.server.execution, liaison.server.hostos, liaison.server.gui
-import liaison.server.gui.tk, liaison.server.gui.qt, liaison.server.transports.websocket_server
+import liaison.server.gui.tk, liaison.server.gui.qt, liaison.server.transports.websocket.transport
 print(liaison.server.hostos.host_for("win32").interrupt)
 """
     done = subprocess.run(

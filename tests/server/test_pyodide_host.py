@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
-from liaison.protocol.frames import decode_frame
 
+from liaison.protocol.frames import decode_frame
 from liaison.server.transports.pyodide import PyodideHost
 
 

@@ -16,8 +16,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 from websockets.datastructures import Headers
 
-from liaison.server.settings import Settings
-from liaison.server.transports.security import (
+from liaison.server.transports.websocket.handshake import (
     POLICY_HEADERS,
     RedactingFilter,
     RedactingFormatter,
@@ -26,6 +25,7 @@ from liaison.server.transports.security import (
     origin_allowed,
     origin_refusal,
 )
+from liaison.server.transports.websocket.settings import WebSocketSettings
 
 TOKEN = "per-launch-secret"
 HOST = ("Host", "127.0.0.1:8765")
@@ -33,7 +33,7 @@ HOST = ("Host", "127.0.0.1:8765")
 
 def check(*headers: tuple[str, str], path: str = "/", **settings: Any) -> Any:
     """``check_handshake`` of a request with exactly ``headers``, in order."""
-    return check_handshake(Settings(**settings), path, Headers(list(headers)))
+    return check_handshake(WebSocketSettings(**settings), path, Headers(list(headers)))
 
 
 @pytest.mark.parametrize(

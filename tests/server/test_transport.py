@@ -16,18 +16,20 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from liaison.protocol.reads import READ_SIZE, limit_read_size
-from liaison.server.io_thread import TransportHandlers
 from liaison.server.settings import Settings
-from liaison.server.transports.outbox import ConnectionState
-from liaison.server.transports.websocket_server import Connection, WebSocketTransport
+from liaison.server.transports.contract import ConnectionState, TransportHandlers
+from liaison.server.transports.websocket.settings import WebSocketSettings
+from liaison.server.transports.websocket.transport import Connection, WebSocketTransport
 
 Handler = Callable[[str | bytes, Connection], None]
 
 
-async def serving(on_message: Handler, **settings: Any) -> tuple[WebSocketTransport, str]:
+async def serving(on_message: Handler, **websocket_settings: Any) -> tuple[WebSocketTransport, str]:
     handlers = TransportHandlers(on_message, on_close=lambda connection: None,
                                  request_stop=lambda: None)  # fmt: skip
-    transport = WebSocketTransport(Settings(port=0, **settings), handlers)
+    transport = WebSocketTransport(
+        Settings(), handlers, websocket_settings=WebSocketSettings(**websocket_settings)
+    )
     address = await transport.start()
     return transport, f"ws://{address}/"
 
@@ -186,7 +188,7 @@ def test_a_connection_is_open_until_its_client_leaves_then_closed_and_drops_send
 
 def test_a_reply_made_after_the_loop_closed_is_dropped_quietly() -> None:
     # A concurrent command may finish while the liaison exits, after the I/O loop closed.
-    from liaison.server.transports.inbox import LoopInbox
+    from liaison.server.transports.contract import LoopInbox
 
     loop = asyncio.new_event_loop()
     inbox = LoopInbox(loop)

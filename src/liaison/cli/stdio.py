@@ -29,8 +29,7 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from ..server.io_thread import Transport, TransportFactory, TransportHandlers
-    from ..server.transports.stdio import StdioTransport
+    from ..server.transports.contract import Transport, TransportFactory, TransportHandlers
 
 __all__ = ["ADDRESS", "ChannelOutput", "build_parser", "main", "settings_from_args"]
 
@@ -41,18 +40,13 @@ _MARKER_WRITE_SECONDS = 1.0
 class ChannelOutput(StandardOutput):
     """Stdout as the message channel: user output always on stderr, each marker one line.
 
-    The transport reads no message before the start marker is out, so it is the first
-    line; the runtime writes the stop marker once the transport has closed.
+    The transport reads no message before the start marker is out (the runtime starts
+    its reading then), so it is the first line; the runtime writes the stop marker once
+    the transport has closed.
     """
 
     def __init__(self) -> None:
         super().__init__("stderr")
-        self.transport: StdioTransport | None = None
-
-    def started(self, marker: str) -> None:
-        super().started(marker)
-        if self.transport is not None:
-            self.transport.start_reading()
 
     def encode_marker(self, marker: str) -> bytes:
         return marker.encode() + b"\n"  # a line of the channel
@@ -149,11 +143,9 @@ _DEFAULTS = types.SimpleNamespace(**_OPTION_DEFAULTS)
 
 def _transport_factory(output: ChannelOutput) -> TransportFactory:
     def build(settings: Settings, handlers: TransportHandlers) -> Transport:
-        from ..server.transports.stdio import StdioTransport
+        from ..server.transports.stdio.transport import StdioTransport
 
-        transport = StdioTransport(settings, handlers, output_fd=output.fd)
-        output.transport = transport
-        return transport
+        return StdioTransport(settings, handlers, output_fd=output.fd)
 
     return build
 

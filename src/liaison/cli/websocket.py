@@ -1,7 +1,8 @@
 """The command line: ``python -m liaison.websocket HOST:PORT [options]``.
 
-It parses arguments into :class:`Settings`, sets up logging on stderr, and hands over to
-the runtime (runtime.py), which serves until stopped.
+It parses arguments into :class:`Settings` and :class:`WebSocketSettings`, sets up
+logging on stderr, and hands over to the runtime (runtime.py), which serves until
+stopped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from .. import __version__
 from ..server.output import StandardOutput
 from ..server.runtime import Runtime
 from ..server.settings import Settings
-from ..server.transports.security import RedactingFormatter, is_loopback_host
+from ..server.transports.websocket.handshake import RedactingFormatter, is_loopback_host
+from ..server.transports.websocket.settings import WebSocketSettings
 from .options import (
     COMMON_DEFAULTS,
     UsageError,
@@ -29,7 +31,7 @@ from .options import (
 if TYPE_CHECKING:
     import argparse
 
-    from ..server.io_thread import Transport, TransportHandlers
+    from ..server.transports.contract import Transport, TransportFactory, TransportHandlers
 
 __all__ = [
     "OPTION_DEFAULTS",
@@ -38,6 +40,7 @@ __all__ = [
     "parse_address",
     "parse_args",
     "settings_from_args",
+    "transport_factory",
 ]
 
 
@@ -113,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: Any, environ: dict[str, str]) -> Settings:
+def settings_from_args(args: Any, environ: dict[str, str]) -> tuple[Settings, WebSocketSettings]:
+    """The liaison's settings and its WebSocket settings; raises UsageError."""
     host, port = parse_address(args.address)
     token = args.token or environ.get("LIAISON_TOKEN") or None
     if args.handshake_timeout <= 0:
@@ -126,27 +130,30 @@ def settings_from_args(args: Any, environ: dict[str, str]) -> Settings:
             "run any Python code. Set LIAISON_TOKEN (or --token), or listen on 127.0.0.1."
         )
     host_os = check_gui_and_host(args, environ)
-    return Settings(
-        host=host,
-        port=port,
-        token=token,
-        allowed_origins=frozenset(args.allow_origin),
+    settings = Settings(
         allowed_modules=None if args.allow_module is None else frozenset(args.allow_module),
         max_message_size=args.max_message_size,
-        max_connections=args.max_connections,
-        handshake_timeout=args.handshake_timeout,
         watch_parent=args.watch_parent,
         user_output=args.user_output,
         gui=args.gui,
         host_os=host_os,
     )
+    websocket_settings = WebSocketSettings(
+        host=host,
+        port=port,
+        token=token,
+        allowed_origins=frozenset(args.allow_origin),
+        max_connections=args.max_connections,
+        handshake_timeout=args.handshake_timeout,
+    )
+    return settings, websocket_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m liaison.websocket``: returns the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        settings = settings_from_args(args, dict(os.environ))
+        settings, websocket_settings = settings_from_args(args, dict(os.environ))
     except UsageError as error:
         print(f"liaison: error: {error}", file=sys.stderr)
         return 2
@@ -157,22 +164,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(
         RedactingFormatter(
             "%(asctime)s liaison %(levelname)s %(name)s: %(message)s",
-            secrets=() if settings.token is None else (settings.token,),
+            secrets=() if websocket_settings.token is None else (websocket_settings.token,),
         )
     )
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     # From here on, stdout is for the start marker first (see output.py).
-    runtime = Runtime(settings, _websocket_transport, output=StandardOutput(settings.user_output))
+    runtime = Runtime(
+        settings, transport_factory(websocket_settings), StandardOutput(settings.user_output)
+    )
     return runtime.run(on_listening=collect_from_now_on)
 
 
-def _websocket_transport(settings: Settings, handlers: TransportHandlers) -> Transport:
-    from ..core.lazy_import import imported_without
+def transport_factory(websocket_settings: WebSocketSettings) -> TransportFactory:
+    """Builds the WebSocket transport serving ``websocket_settings`` (imported then: it
+    needs the websockets extra)."""
 
-    with imported_without("importlib.metadata"):
-        from ..server.transports.websocket_server import WebSocketTransport  # the websockets extra
+    def build(settings: Settings, handlers: TransportHandlers) -> Transport:
+        from ..core.lazy_import import imported_without
 
-    return WebSocketTransport(settings, handlers)
+        with imported_without("importlib.metadata"):
+            from ..server.transports.websocket.transport import WebSocketTransport
+
+        return WebSocketTransport(settings, handlers, websocket_settings=websocket_settings)
+
+    return build
 
 
 if __name__ == "__main__":

@@ -14,54 +14,28 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
 
 from .hostos import HostOS, watch_parent, watch_wakeup_socket
 from .settings import Settings
+from .transports.contract import TransportFactory, TransportHandlers
 
-__all__ = ["IOThread", "MessageHandler", "Transport", "TransportFactory", "TransportHandlers"]
+__all__ = ["IOThread"]
 
 log = logging.getLogger("liaison")
-
-# Called on the I/O thread with each message received (str: text, bytes: binary) and the
-# connection (an execution.Sink) it came from.
-MessageHandler = Callable[[Any, Any], None]
-
-
-class TransportHandlers(NamedTuple):
-    """What a transport calls, all on the I/O thread."""
-
-    on_message: MessageHandler
-    on_close: Callable[[Any], None]  # a connection closed, after its last message
-    request_stop: Callable[[], None]  # the peer is gone for good (stdio's EOF)
-
-
-class Transport(Protocol):
-    """What the I/O thread needs of a transport; all methods run on the I/O thread."""
-
-    async def start(self) -> str:
-        """Start serving; return the address the start marker names (``HOST:PORT``).
-
-        Raises OSError if it cannot (the runtime reports it and exits with status 1).
-        """
-
-    def broadcast(self, data: bytes) -> None:
-        """Push ``data`` to every client; callable from any thread."""
-
-    async def close(self) -> None:
-        """Stop serving and close every connection."""
-
-
-TransportFactory = Callable[[Settings, TransportHandlers], Transport]
 
 
 class IOThread:
     """The asyncio loop serving the transport, on a thread of its own."""
 
     def __init__(
-        self, settings: Settings, transport_factory: TransportFactory, host_os: HostOS
+        self,
+        settings: Settings,
+        transport_factory: TransportFactory,
+        host_os: HostOS,
+        on_signal: Callable[[int], None] = lambda signum: None,
     ) -> None:
-        """``host_os`` says how to hear signals and watch the parent (hostos.py)."""
+        """``host_os`` says how to hear signals and watch the parent (hostos.py);
+        ``on_signal(signum)`` runs on this thread for each SIGINT or SIGTERM heard."""
         self.settings = settings
         self.host_os = host_os
         # Read now: the parent may exit as soon as it sees the start marker.
@@ -69,7 +43,7 @@ class IOThread:
         self.transport_factory = transport_factory
         self.loop = asyncio.new_event_loop()
         self.address = ""
-        self.on_signal: Callable[[int], None] = lambda signum: None
+        self._on_signal = on_signal
         self._thread = threading.Thread(target=self._run, name="liaison-io", daemon=True)
         self._started = threading.Event()
         self._error: BaseException | None = None
@@ -132,7 +106,7 @@ class IOThread:
 
     def _heard(self, signum: int) -> None:
         if signum in (signal.SIGINT, signal.SIGTERM):
-            self.on_signal(signum)
+            self._on_signal(signum)
 
     def shutdown(self, wait: float = 2.0) -> None:
         """Close every connection and end the loop (waits up to ``wait`` seconds); any

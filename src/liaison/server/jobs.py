@@ -11,11 +11,12 @@ import enum
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..core import CommandCancelled, CommandTimedOut, Request
 from ..protocol.errors import LiaisonInterrupt
 from ..protocol.replies import partial_message, progress_message, request_error_reply
+from .transports.contract import Sink  # re-exported: the executor and its users import it here
 
 if TYPE_CHECKING:
     import asyncio
@@ -36,39 +37,6 @@ __all__ = [
     "current_sink",
     "progress",
 ]
-
-
-class Sink(Protocol):
-    """Where a job's messages go: one client connection.
-
-    ``data`` is JSON text as bytes, or a binary frame as a bytearray (core.frames.Frame).
-    Every method may be called from any thread. On the I/O thread none blocks; on another
-    thread, a message queued for a client whose outbox is full waits until it drains
-    (server/transports/outbox.py: the command producing it is held, not the I/O).
-    """
-
-    @property
-    def id(self) -> int:
-        """Tells this connection from every other one of the process (keys its jobs)."""
-
-    immediate_pushes: bool  # see push_unsolicited
-
-    def send(self, data: bytes | bytearray) -> None:
-        """Queue the final reply to one of the client's messages."""
-
-    def push(self, data: bytes | bytearray) -> None:
-        """Queue a message of a running command of this client (progress, partial)."""
-
-    def push_unsolicited(self, data: bytes | bytearray) -> None:
-        """Queue a message no command of this client asked for (``liaison.send``).
-
-        Unless the client opted in to immediate pushes (:meth:`set_immediate_pushes`),
-        it waits until none of the client's messages awaits its reply: liaison 1.0
-        clients read ``evt.id`` of every message while a call is pending.
-        """
-
-    def set_immediate_pushes(self, immediate: bool) -> None:
-        """Send unsolicited messages at once (True) or hold them as above (False)."""
 
 
 class Interrupted(LiaisonInterrupt):

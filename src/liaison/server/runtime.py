@@ -27,11 +27,12 @@ from .execution import Executor
 from .gui import GuiLoop, create_gui_loop
 from .handle import Liaison
 from .hostos import current_host
-from .io_thread import IOThread, TransportFactory, TransportHandlers
+from .io_thread import IOThread
 from .output import StandardOutput
 from .settings import Settings
 from .signals import ProcessSignals
 from .stop_deadline import StopDeadline
+from .transports.contract import TransportFactory, TransportHandlers
 
 __all__ = ["KILL_AFTER_SECONDS", "STOP_GRACE_SECONDS", "Runtime"]
 
@@ -64,7 +65,7 @@ class Runtime:
         self.host_os = settings.host_os or current_host()
         self.output = output or StandardOutput(settings.user_output)
         self.companion = companion or Companion(settings.allowed_modules)
-        self.io = IOThread(settings, transport_factory, self.host_os)
+        self.io = IOThread(settings, transport_factory, self.host_os, self._on_signal_heard)
         self.signals = ProcessSignals(self.host_os)
         self.executor = Executor(
             self.companion,
@@ -91,17 +92,16 @@ class Runtime:
         # The main thread runs commands, so the handlers (which run there) can stop one.
         self.signals.handle_interrupts(self.executor.on_interrupt_signal)
         self.signals.handle_stops(self.executor.stop, self.io.wakeup_fd)
-        self.io.on_signal = self._on_signal_heard
         try:
             address = self.io.start(
                 TransportHandlers(self.dispatcher.handle, self.dispatcher.on_close, self.stop)
             )
         except OSError as error:
-            print(f"liaison: error: cannot listen on {self.settings.host}:{self.settings.port}: "
-                  f"{error.strerror or error}", file=sys.stderr)  # fmt: skip
+            print(f"liaison: error: {error.strerror or error}", file=sys.stderr)
             return 1
         self.companion.namespace["liaison"] = Liaison(address, self.io.broadcast, self.stop)
         self.output.started(f"{START_MARKER}@{address}")
+        self.io.transport.start_reading()
         self._deadline = StopDeadline.start(
             self.output.encode_marker(self._stop_marker()), self.output.fd, KILL_AFTER_SECONDS
         )

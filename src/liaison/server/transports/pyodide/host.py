@@ -31,8 +31,7 @@ from ...execution import Executor
 from ...handle import Liaison
 from ...hostos import current_host
 from ...jobs import Cancelled, Job, JobState, Sink, Stopping, TimedOut
-from ..inbox import LoopInbox
-from ..outbox import QueuedConnection
+from ..contract import LoopInbox, QueuedConnection
 
 __all__ = ["ADDRESS", "PyodideHost", "SyncInterrupts", "Unsupported"]
 

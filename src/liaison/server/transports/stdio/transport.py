@@ -1,7 +1,7 @@
 """The stdio transport: one peer, the process that started the liaison, over a pipe pair.
 
 Messages are lines on the liaison's stdin and on a private copy of its stdout (the
-framing is core/lines.py; docs/protocol.md, "The stdio transport"). The runtime points
+framing is protocol/lines.py; docs/protocol.md, "The stdio transport"). The runtime points
 fd 1 and ``sys.stdout`` at stderr, so nothing user code prints can reach the channel.
 Needs no third-party package and opens no port.
 """
@@ -17,13 +17,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ...protocol.lines import LineDecoder, binary_header, encode_text
-from ...protocol.reads import READ_SIZE, limit_read_size
-from ...protocol.replies import error_reply
-from ..io_thread import TransportHandlers
-from ..settings import Settings
-from .inbox import LoopInbox
-from .outbox import QueuedConnection
+from ....protocol.lines import LineDecoder, binary_header, encode_text
+from ....protocol.reads import READ_SIZE, limit_read_size
+from ....protocol.replies import error_reply
+from ...settings import Settings
+from ..contract import LoopInbox, QueuedConnection, TransportHandlers
 
 __all__ = ["StdioConnection", "StdioTransport"]
 
@@ -42,7 +40,7 @@ class StdioConnection(QueuedConnection):
     on the input pipe, and a peer dropped for not reading stops the liaison
     (``on_lost``). Everything queued in one turn of the event loop leaves in one write.
 
-    Its lifecycle (outbox.ConnectionState) is moved by QueuedConnection: to CLOSING when
+    Its lifecycle (contract.ConnectionState) is moved by QueuedConnection: to CLOSING when
     the peer is dropped or the transport closes (``flush_all``: what is queued is handed
     to the pipe transport); to CLOSED once the output pipe is closed (``writer_stopped``).
     """
@@ -109,7 +107,7 @@ class StdioConnection(QueuedConnection):
             size += len(data)
             if type(data) is bytes:
                 pieces.append(encode_text(data))
-            else:  # a bytearray (core.frames.Frame) is a binary frame
+            else:  # a bytearray (protocol.frames.Frame) is a binary frame
                 pieces += (binary_header(len(data)), data, b"\n")
             self._sent(data)
         if pieces:
@@ -195,7 +193,7 @@ class StdioTransport:
 
     async def start(self) -> str:
         """Open the pipes, reading paused; returns ``"stdio"``, the address the markers
-        name. A regular file serves too (``< commands.txt``)."""
+        name. A regular file serves too (``< commands.txt``). Raises OSError if it cannot."""
         loop = self._loop = asyncio.get_running_loop()
         inbox = LoopInbox(loop)
         self.connection = StdioConnection(
@@ -205,11 +203,14 @@ class StdioTransport:
         input_fd, output_fd = self._fds
         for fd in (input_fd, output_fd):
             _enlarge_pipe(fd)
-        # The pipe transports own these file objects and close them; the fds stay open.
-        output = open(output_fd, "wb", buffering=0, closefd=False)  # noqa: SIM115
-        input_ = open(input_fd, "rb", buffering=0, closefd=False)  # noqa: SIM115
-        writer = await _open_writer(loop, _Output(self), output)
-        reader = await _open_reader(loop, _Input(self), input_)
+        try:
+            # The pipe transports own these file objects and close them; the fds stay open.
+            output = open(output_fd, "wb", buffering=0, closefd=False)  # noqa: SIM115
+            input_ = open(input_fd, "rb", buffering=0, closefd=False)  # noqa: SIM115
+            writer = await _open_writer(loop, _Output(self), output)
+            reader = await _open_reader(loop, _Input(self), input_)
+        except OSError as error:  # the runtime prints strerror: say which channel
+            raise OSError(error.errno, f"cannot open stdio: {error.strerror or error}") from error
         reader.pause_reading()
         # Low water 0: the outbox refills the transport once its buffer is empty; the
         # pipe (1 MiB) still holds data then, so the peer never waits on that.

@@ -14,7 +14,7 @@ from http import HTTPStatus
 from typing import Protocol
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
-from ..settings import Settings
+from .settings import WebSocketSettings
 
 __all__ = [
     "POLICY_HEADERS", "HandshakeHeaders", "RedactingFilter", "RedactingFormatter", "Redactor",
@@ -112,7 +112,9 @@ def _presented_token(path: str, authorization: str | None) -> str | None:
     return values[-1] if values else None
 
 
-def check_handshake(settings: Settings, path: str, headers: HandshakeHeaders) -> Refusal | None:
+def check_handshake(
+    settings: WebSocketSettings, path: str, headers: HandshakeHeaders
+) -> Refusal | None:
     """None if the opening handshake may proceed, else the HTTP status and reason.
 
     400: a header of ``POLICY_HEADERS`` appears twice, or no ``Host`` while bound to

@@ -19,13 +19,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HTTPRequest
 from websockets.http11 import Response as HTTPResponse
 
-from ...protocol.reads import limit_read_size
-from ..io_thread import TransportHandlers
-from ..settings import Settings
+from ....protocol.reads import limit_read_size
+from ...settings import Settings
+from ..contract import CLOSED, LoopInbox, QueuedConnection, TransportHandlers
 from .descriptors import DescriptorShortage
-from .inbox import LoopInbox
-from .outbox import CLOSED, QueuedConnection
-from .security import RedactingFilter, check_handshake
+from .handshake import RedactingFilter, check_handshake
+from .settings import WebSocketSettings
 
 __all__ = ["Connection", "WebSocketTransport"]
 
@@ -102,7 +101,7 @@ class Connection(QueuedConnection):
     Flow control is :class:`QueuedConnection`'s; here reading pauses by not taking the
     next message, and a client dropped for not reading is closed with 1008.
 
-    Its lifecycle (outbox.ConnectionState) is moved by QueuedConnection: to CLOSING when
+    Its lifecycle (contract.ConnectionState) is moved by QueuedConnection: to CLOSING when
     the client left (the transport calls ``close_outbox`` once the reader ends) or is
     dropped; to CLOSED (``writer_stopped``) when the writer stops, at the outbox's end
     mark (``None``) or when the socket closes under it.
@@ -227,7 +226,7 @@ class Connection(QueuedConnection):
                 if data is None:  # the end mark
                     self.writer_stopped()
                     return
-                # bytes are JSON text; a bytearray (core.frames.Frame) is a binary frame
+                # bytes are JSON text; a bytearray (protocol.frames.Frame) is a binary frame
                 await self.ws.send(data, text=not isinstance(data, bytearray))
                 self._sent(data)
         finally:
@@ -271,33 +270,42 @@ class Connection(QueuedConnection):
 
 
 class WebSocketTransport:
-    """Serves WebSocket clients on one address, handing every message to
-    ``handlers.on_message`` and each closed connection to ``handlers.on_close``."""
+    """Serves WebSocket clients on the address ``websocket_settings`` names, with its
+    handshake policy, handing every message to ``handlers.on_message`` and each closed
+    connection to ``handlers.on_close``."""
 
-    def __init__(self, settings: Settings, handlers: TransportHandlers) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        handlers: TransportHandlers,
+        *,
+        websocket_settings: WebSocketSettings,
+    ) -> None:
         self.settings = settings
+        self.websocket_settings = websocket_settings
         self.handlers = handlers
         self.connections: set[Connection] = set()
         self._server: Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._inbox: LoopInbox | None = None
         # websockets logs the request line and headers at debug level, token included.
-        self._log_filter = None if settings.token is None else RedactingFilter([settings.token])
+        token = websocket_settings.token
+        self._log_filter = None if token is None else RedactingFilter([token])
         self._descriptor_shortage: DescriptorShortage | None = None
 
     async def start(self) -> str:
         """Bind and listen; returns ``HOST:PORT`` with the real port. Raises OSError if it
-        cannot bind."""
+        cannot bind (its ``strerror`` names the address)."""
         self.loop = asyncio.get_running_loop()
         self._inbox = LoopInbox(self.loop)
         # Out of descriptors, asyncio logs a traceback per try and leaves clients hanging.
         self._descriptor_shortage = DescriptorShortage()
         self.loop.set_exception_handler(self._descriptor_shortage)
-        settings = self.settings
+        settings, websocket = self.settings, self.websocket_settings
         options: dict[str, Any] = dict(
             process_request=self._process_request,
             max_size=settings.max_message_size,
-            open_timeout=settings.handshake_timeout,
+            open_timeout=websocket.handshake_timeout,
             compression=None,  # deflate costs more CPU than loopback bandwidth saves
             ping_interval=None,  # loopback peers; liaison's `ping` command serves liveness
             close_timeout=CLOSE_TIMEOUT,
@@ -309,8 +317,13 @@ class WebSocketTransport:
         if self._log_filter is not None:
             _WEBSOCKETS_LOG.addFilter(self._log_filter)
         # `[::1]` on the command line: brackets belong to the address form, not the host.
-        host = settings.host.removeprefix("[").removesuffix("]")
-        self._server = await self._bind(host, settings.port, options)
+        host = websocket.host.removeprefix("[").removesuffix("]")
+        try:
+            self._server = await self._bind(host, websocket.port, options)
+        except OSError as error:  # the runtime prints strerror: name the address in it
+            address = f"{websocket.host}:{websocket.port}"
+            reason = f"cannot listen on {address}: {error.strerror or error}"
+            raise OSError(error.errno, reason) from error
         port: int = self._server.sockets[0].getsockname()[1]
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -335,9 +348,9 @@ class WebSocketTransport:
         return server
 
     def _process_request(self, ws: ServerConnection, request: HTTPRequest) -> HTTPResponse | None:
-        refusal = check_handshake(self.settings, request.path, request.headers)
+        refusal = check_handshake(self.websocket_settings, request.path, request.headers)
         if refusal is None:
-            limit = self.settings.max_connections
+            limit = self.websocket_settings.max_connections
             if limit is not None and len(self.connections) >= limit:
                 return ws.respond(503, "too many connections\n")
             return None
@@ -375,6 +388,10 @@ class WebSocketTransport:
             finally:  # whatever ended the writer, the connection's references go
                 log.info("client disconnected: %r", connection)
                 self.handlers.on_close(connection)
+
+    def start_reading(self) -> None:
+        """Nothing to do: clients are read from :meth:`start` on (the start marker goes to
+        stdout, not to them)."""
 
     def broadcast(self, data: bytes) -> None:
         """Send ``data`` to every connected client; callable from any thread. A thread

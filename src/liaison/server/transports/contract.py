@@ -1,7 +1,10 @@
-"""What every transport's connection shares: its lifecycle, its outbox, and the
-flow-control rule for what is queued in each direction (replies, pushes, held unsolicited
-pushes out; requests awaiting their command in). A transport writes only how bytes
-leave, how reading pauses and how a peer is dropped."""
+"""Everything a transport needs, in one module: what it is (``Transport``, built by a
+``TransportFactory``), what it calls (``TransportHandlers``), what it hands the executor
+(a ``Sink``), and the shared machinery it builds that sink from: ``LoopInbox`` (calls
+from other threads onto its event loop) and ``QueuedConnection`` (the flow-control rule
+and every ``ConnectionState`` move). A transport writes only how bytes leave, how
+reading pauses and how a peer is dropped.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +15,9 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
-from .inbox import LoopInbox
+from ..settings import Settings
 
 __all__ = [
     "CLOSED",
@@ -26,11 +29,163 @@ __all__ = [
     "OUTBOX_LOW_WATER_BYTES",
     "QUEUED_REQUESTS_MAX_BYTES",
     "ConnectionState",
+    "LoopInbox",
+    "MessageHandler",
     "Outbox",
     "QueuedConnection",
+    "Sink",
+    "Transport",
+    "TransportFactory",
+    "TransportHandlers",
 ]
 
 log = logging.getLogger("liaison.transport")
+
+
+# -- the transport: what the I/O thread starts, and what the transport calls back -------
+
+# Called on the I/O thread with each message received (str: text, bytes: binary) and the
+# connection (a Sink) it came from.
+MessageHandler = Callable[[Any, Any], None]
+
+
+class TransportHandlers(NamedTuple):
+    """What a transport calls, all on the I/O thread."""
+
+    on_message: MessageHandler
+    on_close: Callable[[Any], None]  # a connection closed, after its last message
+    request_stop: Callable[[], None]  # the peer is gone for good (stdio's EOF)
+
+
+class Transport(Protocol):
+    """What the I/O thread needs of a transport; its methods run on the I/O thread unless
+    they say otherwise."""
+
+    async def start(self) -> str:
+        """Start serving; return the address the start marker names (``HOST:PORT``).
+
+        Raises OSError if it cannot, its ``strerror`` saying what failed (the runtime
+        prints it and exits with status 1).
+        """
+
+    def start_reading(self) -> None:
+        """The start marker is out: take messages from now on (any thread). A transport
+        whose marker does not share its channel (WebSocket) takes them from ``start``."""
+
+    def broadcast(self, data: bytes) -> None:
+        """Push ``data`` to every client; callable from any thread."""
+
+    async def close(self) -> None:
+        """Stop serving and close every connection."""
+
+
+TransportFactory = Callable[[Settings, TransportHandlers], Transport]
+
+
+# -- the sink: a connection as the executor sees it ---------------------------------------
+
+
+class Sink(Protocol):
+    """Where a job's messages go: one client connection.
+
+    ``data`` is JSON text as bytes, or a binary frame as a bytearray (protocol.frames.Frame).
+    Every method may be called from any thread. On the I/O thread none blocks; on another
+    thread, a message queued for a client whose outbox is full waits until it drains
+    (QueuedConnection: the command producing it is held, not the I/O).
+    """
+
+    @property
+    def id(self) -> int:
+        """Tells this connection from every other one of the process (keys its jobs)."""
+
+    immediate_pushes: bool  # see push_unsolicited
+
+    def send(self, data: bytes | bytearray) -> None:
+        """Queue the final reply to one of the client's messages."""
+
+    def push(self, data: bytes | bytearray) -> None:
+        """Queue a message of a running command of this client (progress, partial)."""
+
+    def push_unsolicited(self, data: bytes | bytearray) -> None:
+        """Queue a message no command of this client asked for (``liaison.send``).
+
+        Unless the client opted in to immediate pushes (:meth:`set_immediate_pushes`),
+        it waits until none of the client's messages awaits its reply: liaison 1.0
+        clients read ``evt.id`` of every message while a call is pending.
+        """
+
+    def set_immediate_pushes(self, immediate: bool) -> None:
+        """Send unsolicited messages at once (True) or hold them as above (False)."""
+
+
+# -- the inbox: how other threads reach the transport's event loop ------------------------
+
+
+class LoopInbox:
+    """Calls handed to the event loop from other threads, run in order, in batches.
+
+    ``call_soon_threadsafe`` wakes the loop (a write to its self-pipe) for every call; the
+    main thread produces replies in bursts, so one wake-up per batch saves a syscall and
+    a loop iteration per reply. It counts the bytes of messages on their way (``nbytes``)
+    and holds the threads that must wait for a connection's outbox to drain
+    (:meth:`wait_for_room`).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._calls: collections.deque[tuple[Callable[[Any], None], Any]] = collections.deque()
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._wake_pending = False
+        self.nbytes = 0  # of the calls not yet run; changed under the lock
+        self.waiting = 0  # threads in wait_for_room; changed under the lock
+
+    def put(self, function: Callable[[Any], None], argument: Any, nbytes: int = 0) -> None:
+        with self._lock:
+            self._calls.append((function, argument))
+            self.nbytes += nbytes
+            if self._wake_pending:
+                return  # the pending _run_all will find this call
+            self._wake_pending = True
+        try:  # noqa: SIM105 - on every reply: free when nothing is raised, unlike suppress()
+            self._loop.call_soon_threadsafe(self._run_all)
+        except RuntimeError:
+            pass  # the loop has closed: the liaison is exiting and no one is left to send to
+
+    def _run_all(self) -> None:
+        with self._lock:
+            self._wake_pending = False
+            # Calls put from here on count until the next _run_all, which they schedule.
+            self.nbytes = 0
+        calls = self._calls
+        while calls:
+            function, argument = calls.popleft()
+            function(argument)
+        if self.waiting:
+            self.notify_room()
+
+    def wait_for_room(self, must_wait: Callable[[], bool]) -> None:
+        """Block this (non-I/O) thread while ``must_wait()``; woken by :meth:`notify_room`."""
+        with self._lock:
+            self.waiting += 1
+            try:
+                while must_wait():
+                    # A timeout, so an exception raised into a worker thread to cancel its
+                    # command (PyThreadState_SetAsyncExc) is seen within a second.
+                    self._room.wait(WAIT_RECHECK_SECONDS)
+            finally:
+                self.waiting -= 1
+
+    def notify_room(self) -> None:
+        """Let the waiting threads check again (I/O thread)."""
+        with self._lock:
+            self._room.notify_all()
+
+
+WAIT_RECHECK_SECONDS = 1.0
+
+
+# -- the queued connection: the flow-control rule and the connection's states -------------
 
 # Bytes of messages waiting to be sent to one client. At this mark reading that client
 # pauses, and a command sending to it (progress, partial, push, a reply made on another
@@ -92,7 +247,7 @@ class Outbox(collections.deque[bytes | bytearray | None]):
 
 
 class QueuedConnection:
-    """A connection as the executor sees it (an execution.Sink), for any transport.
+    """A connection as the executor sees it (a Sink), for any transport.
 
     Its methods may be called from any thread; they run on the I/O thread (at once
     there, else through the LoopInbox). It owns the flow-control rule:

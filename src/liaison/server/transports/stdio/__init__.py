@@ -1,0 +1,3 @@
+"""The stdio transport: one peer over a pipe pair."""
+
+__all__: list[str] = []
