@@ -33,7 +33,14 @@ from ...hostos import current_host
 from ...jobs import Cancelled, Job, JobState, Sink, Stopping, TimedOut
 from ..contract import LoopInbox, QueuedConnection
 
-__all__ = ["ADDRESS", "PyodideHost", "SyncInterrupts", "Unsupported"]
+__all__ = [
+    "ADDRESS",
+    "PyodideConnection",
+    "PyodideExecutor",
+    "PyodideHost",
+    "SyncInterrupts",
+    "Unsupported",
+]
 
 # What `liaison.address` says in Pyodide (a start marker would name it; there is none).
 ADDRESS = "pyodide"
