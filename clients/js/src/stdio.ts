@@ -157,7 +157,10 @@ export class PipeSocket implements WebSocketLike {
     this.#input.write("\n");
   }
 
-  /** Ends the child's stdin (EOF): a stdio liaison stops, and the close event follows. */
+  /**
+   * Ends the child's stdin (EOF): a stdio liaison answers every message it has read,
+   * then stops, and the close event follows.
+   */
   close(): void {
     if (this.readyState >= 2) return;
     this.readyState = 2;
