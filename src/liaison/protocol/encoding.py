@@ -222,6 +222,10 @@ if HAS_ORJSON:
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError as error:
+            if str(error).startswith("depth limit exceeded"):
+                # Past orjson's 1,024 levels: refused on every Python alike (the json
+                # module reads deeper from 3.12 on, where C recursion has its own limit).
+                raise
             try:  # what orjson cannot hold (an integer of 309 digits...) but json can
                 return fallback_loads(data)
             except JSONDecodeError:
