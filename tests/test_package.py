@@ -53,7 +53,7 @@ def test_no_export_shadows_a_builtin(name: str) -> None:
 
 
 def test_the_package_exports_resolve() -> None:
-    assert liaison.progress is importlib.import_module("liaison.server.execution").progress
+    assert liaison.progress is importlib.import_module("liaison.server.jobs").progress
     assert liaison.Companion is importlib.import_module("liaison.core").Companion
 
 

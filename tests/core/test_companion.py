@@ -16,7 +16,7 @@ from liaison.core import (
     UnknownCommand,
     parse_message,
 )
-from liaison.server.execution import Cancelled, Stopping, TimedOut
+from liaison.server.jobs import Cancelled, Stopping, TimedOut
 
 
 def request(command: str, *args: Any, **kwargs: Any) -> Any:

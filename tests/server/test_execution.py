@@ -14,8 +14,9 @@ import pytest
 
 from inprocess import RecordingSink, message
 from liaison.core import Companion, parse_message
-from liaison.server.execution import DONE, QUEUED, RUNNING, Executor, Job, JobState
+from liaison.server.execution import Executor
 from liaison.server.hostos import current_host
+from liaison.server.jobs import DONE, QUEUED, RUNNING, Job, JobState
 from liaison.server.signals import ProcessSignals
 
 

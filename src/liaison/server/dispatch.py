@@ -16,7 +16,7 @@ from ..protocol.commands import COMMANDS, describe_commands
 from ..protocol.replies import error_reply, request_error_reply, success_reply
 from ..protocol.request import Request
 from .execution import Executor
-from .jobs import Sink
+from .transports.contract import Sink
 
 __all__ = ["CONNECTION_OPTIONS", "Dispatcher", "configure"]
 

@@ -25,41 +25,22 @@ from .async_runner import AsyncRunner
 from .handoff import OrderedQueue, new_ordered_queue
 from .hostos import HostOS, current_host
 from .jobs import (
-    DONE,
-    QUEUED,
     RUNNING,
     Cancelled,
     Interrupted,
     Interruption,
     Job,
-    JobState,
-    Sink,
     Stopping,
     TimedOut,
     current_job,
     current_sink,
-    progress,
 )
+from .transports.contract import Sink
 
 if TYPE_CHECKING:
     from .gui import GuiLoop
 
-# The job's names are re-exported: importers of liaison.server.execution keep working.
-__all__ = [
-    "DONE",
-    "QUEUED",
-    "RUNNING",
-    "Cancelled",
-    "Executor",
-    "Interrupted",
-    "Job",
-    "JobState",
-    "Sink",
-    "Stopping",
-    "TimedOut",
-    "current_job",
-    "progress",
-]
+__all__ = ["Executor"]
 
 log = logging.getLogger("liaison.execution")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..core import CommandCancelled, CommandTimedOut, Request
 from ..protocol.errors import LiaisonInterrupt
 from ..protocol.replies import partial_message, progress_message, request_error_reply
-from .transports.contract import Sink  # re-exported: the executor and its users import it here
+from .transports.contract import Sink
 
 if TYPE_CHECKING:
     import asyncio
@@ -30,7 +30,6 @@ __all__ = [
     "Interruption",
     "Job",
     "JobState",
-    "Sink",
     "Stopping",
     "TimedOut",
     "current_job",

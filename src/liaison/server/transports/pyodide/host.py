@@ -30,8 +30,8 @@ from ...dispatch import Dispatcher
 from ...execution import Executor
 from ...handle import Liaison
 from ...hostos import current_host
-from ...jobs import Cancelled, Job, JobState, Sink, Stopping, TimedOut
-from ..contract import LoopInbox, QueuedConnection
+from ...jobs import Cancelled, Job, JobState, Stopping, TimedOut
+from ..contract import LoopInbox, QueuedConnection, Sink
 
 __all__ = [
     "ADDRESS",
