@@ -183,6 +183,8 @@ def test_a_client_that_reads_nothing_is_dropped_after_the_read_timeout() -> None
                 assert await asyncio.to_thread(done.wait, 10)  # the producer was let go
                 await until(lambda: closed == [connection], "on_close")
                 assert connection.state is ConnectionState.CLOSED
+                # A client that reads nothing cannot finish a close handshake: cut it.
+                client.transport.abort()
         finally:
             await transport.close()
 
@@ -213,6 +215,10 @@ def test_reading_pauses_while_queued_requests_hold_their_byte_bound() -> None:
                 await until(lambda: len(received) == 3, "the third message read")
                 assert await client.recv() == '"first"'
                 await sender
+                # The other two answered: reading resumes, so the close handshake is read.
+                connection.send(b'"second"')
+                connection.send(b'"third"')
+                assert [await client.recv(), await client.recv()] == ['"second"', '"third"']
         finally:
             await transport.close()
 
