@@ -34,9 +34,14 @@ def _missing(what: str) -> None:
     pytest.skip(what)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def display() -> Iterator[str]:
-    """A fresh Xvfb server; its display name, e.g. ``:5``."""
+    """A fresh Xvfb server; its display name, e.g. ``:5``.
+
+    One per test process: a toolkit opened in this process (Qt's QApplication, once per
+    process) holds its X connection to the end, and the process dies when that server
+    goes. Stopped after the module, it crashed a later Tk test that ran in this
+    process's share of the module's tests (pytest-xdist)."""
     if shutil.which("Xvfb") is None:
         _missing("Xvfb is not installed (Debian package xvfb)")
     read, write = os.pipe()
@@ -153,6 +158,7 @@ def test_the_windows_choices_serve_a_gui_loop_too(display: str) -> None:
         process.kill()
 
 
+@pytest.mark.slow
 def test_a_ping_is_answered_while_a_gui_command_runs(display: str) -> None:
     process = gui_liaison(display, "tk")
     try:
@@ -221,6 +227,7 @@ def test_stopping_quits_the_loop_cleanly(display: str, toolkit: str, how: str) -
         process.kill()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("gui", "backend"), [("tk", "TkAgg"), ("qt", "QtAgg")])
 def test_a_matplotlib_figure_stays_responsive_between_commands(
     display: str, gui: str, backend: str
