@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 SMALL_RUN = ["--only", "liaison", "--groups", "start-up", "--skip-baseline"]  # a few seconds
 
@@ -17,6 +19,7 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_plain_run_writes_outside_the_tracked_results() -> None:
     recorded = REPO / "bench" / "RESULTS.md"
     before = recorded.read_bytes()

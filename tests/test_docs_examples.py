@@ -523,14 +523,25 @@ def check_synopsis(example: Example) -> None:
             assert flag in helped.stdout, f"{example.name}: {command} has no {flag}"
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=[example.name for example in EXAMPLES])
+SHELL = ("sh", "bash", "shell")
+
+
+@pytest.mark.parametrize(
+    "example",
+    [
+        # A shell block installs or builds: seconds (tests/conftest.py runs those first).
+        pytest.param(example, marks=[pytest.mark.slow] if example.lang in SHELL else [])
+        for example in EXAMPLES
+    ],
+    ids=[example.name for example in EXAMPLES],
+)
 def test_documented_example(
     example: Example, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if example.not_run is not None:
         pytest.skip(f"not run in CI: {example.not_run}")
     first = example.code.lstrip()[:1]
-    if example.lang in ("sh", "bash", "shell"):
+    if example.lang in SHELL:
         run_shell(example, tmp_path)
     elif example.lang == "json":
         run_json(example)

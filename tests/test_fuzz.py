@@ -128,6 +128,7 @@ def assert_one_reply(replies: list[bytes]) -> dict[str, Any]:
     return reply
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.binary(max_size=200))
 def test_random_bytes_get_one_reply(data: bytes) -> None:
@@ -135,12 +136,14 @@ def test_random_bytes_get_one_reply(data: bytes) -> None:
     assert_one_reply(reply_to(new_companion(), data.decode(errors="replace")))  # as text
 
 
+@pytest.mark.slow
 @FUZZ
 @given(json_values)
 def test_random_json_gets_one_reply(value: Any) -> None:
     assert_one_reply(reply_to(new_companion(), orjson.dumps(value).decode()))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(messages)
 def test_random_command_messages_get_one_reply(message: dict[str, Any]) -> None:
@@ -149,6 +152,7 @@ def test_random_command_messages_get_one_reply(message: dict[str, Any]) -> None:
         assert reply["id"] == message["id"]
 
 
+@pytest.mark.slow
 @FUZZ
 @given(names)
 def test_resolving_random_names_fails_only_with_resolution_errors(name: str) -> None:
@@ -162,6 +166,7 @@ def test_resolving_random_names_fails_only_with_resolution_errors(name: str) -> 
             assert companion.exists(name) is False, "a refused name was walked"
 
 
+@pytest.mark.slow
 @FUZZ
 @given(arguments)
 def test_actualizing_random_arguments_fails_only_with_resolution_errors(value: Any) -> None:

@@ -66,6 +66,7 @@ def test_a_signal_during_a_command_stops_it_cleanly(sig: int) -> None:
     assert "Traceback" not in process.stderr_text()
 
 
+@pytest.mark.slow
 def test_a_command_that_ignores_the_stop_is_abandoned_within_5_s_with_its_reply() -> None:
     process = spawn_liaison()
     client = RawClient(process.url)
@@ -85,6 +86,7 @@ def test_a_command_that_ignores_the_stop_is_abandoned_within_5_s_with_its_reply(
     assert process.stdout.endswith(f"{STOP}127.0.0.1:{process.port}".encode())
 
 
+@pytest.mark.slow
 def test_a_command_holding_the_gil_cannot_outlast_the_stop() -> None:
     # No thread of the liaison can run Python: the watchdog process ends it.
     process = spawn_liaison()

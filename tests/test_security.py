@@ -636,6 +636,7 @@ def connect_when_room(url: str, deadline_seconds: float = 10.0) -> RawClient:
                 raise
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_NOFILE is POSIX")
 def test_out_of_descriptors_clients_get_503_the_log_gets_one_line_and_service_resumes() -> None:
     import resource
@@ -720,6 +721,7 @@ def rss_mib(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for memory")
 def test_a_flooding_client_that_never_reads_holds_bounded_memory_and_stalls_no_one() -> None:
     process = spawn_liaison()

@@ -62,6 +62,7 @@ def test_sigterm_stops_the_running_command_and_exits_0() -> None:
     assert "Traceback" not in client.stderr.decode()
 
 
+@pytest.mark.slow
 def test_a_command_that_ignores_the_stop_still_gets_its_reply_before_the_marker() -> None:
     client = StdioClient()
     client.send(client.command("run", "remote_helpers:stubborn_sleep", 60, id="stubborn"))
@@ -74,6 +75,7 @@ def test_a_command_that_ignores_the_stop_still_gets_its_reply_before_the_marker(
     client.kill()
 
 
+@pytest.mark.slow
 def test_a_command_holding_the_gil_cannot_outlast_the_stop() -> None:
     client = StdioClient()
     client.send(client.command("run", "remote_helpers:hold_the_gil", "holding the GIL"))

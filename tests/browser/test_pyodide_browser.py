@@ -23,6 +23,8 @@ import pytest
 
 from conftest import require_tool
 
+pytestmark = pytest.mark.slow  # each boots Pyodide in Chromium: seconds
+
 JS_CLIENT = Path(__file__).resolve().parents[2] / "clients" / "js"
 PYODIDE = JS_CLIENT / "node_modules" / "pyodide"
 TSC = JS_CLIENT / "node_modules" / "typescript" / "bin" / "tsc"
