@@ -297,6 +297,26 @@ def test_invalid_utf8_in_a_text_frame_closes_with_1007_alone(liaison: LiaisonPro
         bad.close()
 
 
+def test_a_tuple_nested_thousands_deep_is_an_encoding_error_not_a_crash(
+    fresh_liaison: LiaisonProcess,
+) -> None:
+    # orjson 3.12 and 3.13 skip their depth limit for tuples and corrupt the heap: a client
+    # built one with `init` and pushed it with `liaison.send`, and the liaison aborted
+    # (SIGABRT). pyproject.toml excludes those versions. A process of its own: a crash
+    # here must not take the test process with it.
+    client = RawClient(fresh_liaison.url)
+    client.call("init", "chain", "builtins:tuple", [])
+    for _ in range(5000):  # pipelined: chain = (chain,), 5,000 times
+        client.send(client.command("init", "chain", "builtins:tuple", [["$chain"]]))
+    replies = [client.receive() for _ in range(5000)]
+    assert all(reply.get("response") == "chain" for reply in replies)
+    for command in (("get", "chain"), ("run", "liaison.send", "$chain")):
+        reply = client.ask(client.command(*command))
+        assert reply["exception"]["type"] == "EncodingError", reply["exception"]
+    assert client.call("ping") == "pong"
+    assert fresh_liaison.process.poll() is None
+
+
 # -- property: one reply per message, a live connection after ----------------------------
 
 JSON_LEAVES = st.one_of(
