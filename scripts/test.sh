@@ -68,7 +68,7 @@ if ! command -v Xvfb >/dev/null || [ -n "$qt_missing" ] \
     fi
 fi
 
-# One pytest worker per core (pytest-xdist): most tests wait on a child process, a
-# socket or a browser, so two cores run the suite in well under half the time. Arguments
-# given after it win: `scripts/test.sh -n 0` runs it in this one process.
+# One pytest worker per core (pytest-xdist): on 2 cores the suite takes about 60% of its
+# time in one process. Arguments given after these win: `scripts/test.sh -n 0` runs it
+# in this one process.
 exec "$VENV/bin/python" -m pytest -n auto --dist worksteal "$@"

@@ -158,7 +158,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Tests that take seconds first, so that none of them starts last and ends the run
     # alone while the other workers (pytest-xdist) idle: a worker hands its queued tests
     # to an idle one only between two tests. A stable sort: every worker computes the
-    # same order, as xdist requires, and a module's tests stay together.
+    # same order, as xdist requires, and the other tests keep theirs.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
