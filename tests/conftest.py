@@ -107,11 +107,13 @@ def spawn_liaison(
     address: str = "127.0.0.1:0",
     env: dict[str, str] | None = None,
     timeout: float = 20.0,
+    launch: Sequence[str] = ("-m", "liaison.websocket"),
     **popen: Any,
 ) -> LiaisonProcess:
-    """Start `python -m liaison.websocket ADDRESS *args` and wait for its start marker."""
+    """Start `python -m liaison.websocket ADDRESS *args` (``launch``: what follows
+    `python`) and wait for its start marker."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "liaison.websocket", address, *args],
+        [sys.executable, *launch, address, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": TESTS, **(env or {})},

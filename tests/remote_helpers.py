@@ -71,8 +71,11 @@ class Pusher:
         return text
 
 
-def stubborn_sleep(seconds: float) -> str:
-    """A command that swallows every interrupt, as badly written user code may."""
+def stubborn_sleep(seconds: float, announce: str = "") -> str:
+    """A command that swallows every interrupt, as badly written user code may; prints
+    ``announce`` (a line on stdout) once it runs."""
+    if announce:
+        print(announce, flush=True)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         with contextlib.suppress(BaseException):  # deliberately swallows the interrupt

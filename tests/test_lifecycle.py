@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -70,9 +71,11 @@ def test_a_signal_during_a_command_stops_it_cleanly(sig: int) -> None:
 def test_a_command_that_ignores_the_stop_is_abandoned_within_5_s_with_its_reply() -> None:
     process = spawn_liaison()
     client = RawClient(process.url)
-    client.send(client.command("run", "remote_helpers:stubborn_sleep", 60, id="stubborn"))
+    client.send(
+        client.command("run", "remote_helpers:stubborn_sleep", 60, "running", id="stubborn")
+    )
     client.send(client.command("run", "remote_helpers:echo", "behind", id="queued"))
-    assert client.call("ping") == "pong"
+    process.read_stdout(until=b"running\n")  # the stop must find it running
     started = time.monotonic()
     process.process.send_signal(signal.SIGTERM)
     # Each client still gets its commands' replies before the connection closes.
@@ -81,6 +84,55 @@ def test_a_command_that_ignores_the_stop_is_abandoned_within_5_s_with_its_reply(
         ("stubborn", "the liaison is shutting down"),
         ("queued", "the liaison is shutting down"),
     ]
+    assert process.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 5
+    assert process.stdout.endswith(f"{STOP}127.0.0.1:{process.port}".encode())
+
+
+def children_of(pid: int) -> list[str]:
+    """The command lines of ``pid``'s child processes."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append((entry / "cmdline").read_text().replace("\0", " "))
+        except (OSError, ValueError, IndexError):  # not a process, or gone meanwhile
+            continue
+    return found
+
+
+# As on Windows, which has no posix_spawn (nor faulthandler.register): no watchdog process.
+WITHOUT_POSIX_SPAWN = (
+    "import os, runpy; del os.posix_spawn; "
+    "runpy.run_module('liaison.websocket', run_name='__main__', alter_sys=True)"
+)
+
+
+@pytest.mark.slow
+def test_where_no_watchdog_process_can_start_a_stubborn_command_is_still_abandoned() -> None:
+    # StopDeadline.start returns None there; the watchdog thread alone keeps the 5 s stop
+    # for Python code that ignores it (not for a command holding the GIL: docs/platforms.md).
+    # An ordered command runs on the main thread once start-up is over, the watchdog
+    # process started (or not) included.
+    usual = spawn_liaison()
+    assert RawClient(usual.url).call("run", "remote_helpers:echo", "started") == "started"
+    assert any("stop_deadline.py" in child for child in children_of(usual.process.pid))
+    assert usual.stop() == 0
+    process = spawn_liaison(launch=("-c", WITHOUT_POSIX_SPAWN))
+    client = RawClient(process.url)
+    assert client.call("run", "remote_helpers:echo", "started") == "started"
+    assert children_of(process.process.pid) == []
+    client.send(
+        client.command("run", "remote_helpers:stubborn_sleep", 60, "running", id="stubborn")
+    )
+    process.read_stdout(until=b"running\n")  # the stop must find it running
+    started = time.monotonic()
+    process.process.send_signal(signal.SIGTERM)
+    reply = client.receive()
+    assert (reply["id"], reply["exception"]["message"]) == (
+        "stubborn",
+        "the liaison is shutting down",
+    )
     assert process.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 5
     assert process.stdout.endswith(f"{STOP}127.0.0.1:{process.port}".encode())
