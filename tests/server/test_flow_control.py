@@ -195,8 +195,8 @@ def test_reading_pauses_while_queued_requests_hold_their_byte_bound() -> None:
     received: list[tuple[int, Connection]] = []
     size = QUEUED_REQUESTS_MAX_BYTES // 2 + 1
 
-    def queue_it(data: Any, connection: Any) -> None:  # no reply: as a queued command
-        received.append((len(data), connection))
+    def queue_it(data: Any, connection: Any) -> None:  # no reply: as a queued command's job
+        received.append((connection.hold_arriving(), connection))
 
     async def test() -> None:
         transport, _ = await serve(queue_it)
@@ -211,13 +211,13 @@ def test_reading_pauses_while_queued_requests_hold_their_byte_bound() -> None:
                 await until(lambda: len(received) == 2, "two messages read")
                 connection = received[0][1]
                 assert connection._reading_paused and len(received) == 2
-                connection.send(b'"first"')  # one answered: under the bound again
+                connection.send(b'"first"', size)  # one answered: under the bound again
                 await until(lambda: len(received) == 3, "the third message read")
                 assert await client.recv() == '"first"'
                 await sender
                 # The other two answered: reading resumes, so the close handshake is read.
-                connection.send(b'"second"')
-                connection.send(b'"third"')
+                connection.send(b'"second"', size)
+                connection.send(b'"third"', size)
                 assert [await client.recv(), await client.recv()] == ['"second"', '"third"']
         finally:
             await transport.close()
@@ -258,7 +258,7 @@ def test_a_stdio_peer_that_reads_nothing_stops_the_liaison_after_the_read_timeou
 
 
 @pytest.mark.parametrize("reply_at_once", [True, False])
-def test_only_messages_left_for_a_command_count_as_queued_bytes(reply_at_once: bool) -> None:
+def test_only_messages_held_by_a_job_count_as_queued_bytes(reply_at_once: bool) -> None:
     class Recording(QueuedConnection):
         def _start_writing(self) -> None:
             pass
@@ -267,16 +267,53 @@ def test_only_messages_left_for_a_command_count_as_queued_bytes(reply_at_once: b
         from liaison.server.transports.contract import LoopInbox
 
         connection = Recording(LoopInbox(asyncio.get_running_loop()), 10, 60.0)
+        held: list[int] = []
 
         def on_message(data: Any, sink: Any) -> None:
-            if reply_at_once:
+            if reply_at_once:  # a ping's reply, an error: no job
                 sink.send(b"{}")
+            else:  # a job for a command (jobs.Job holds its message)
+                held.append(sink.hold_arriving())
 
         connection.take("x" * 100, on_message)
         assert connection._queued_bytes == (0 if reply_at_once else 100)
         if not reply_at_once:
-            connection.send(b"{}")
+            assert held == [100] and connection.hold_arriving() == 0  # once, while handled
+            connection.send(b"{}", held[0])
             assert connection._queued_bytes == 0
+
+    asyncio.run(test())
+
+
+def test_each_reply_gives_back_its_own_messages_bytes_in_any_order() -> None:
+    # Paired in arrival order, the reply of a quick command gave back the bytes of a
+    # concurrent command's large message, still held: 20 such 8 MiB messages, each
+    # followed by 40 quick commands, held 209 MB with reading never paused.
+    class Recording(QueuedConnection):
+        def _start_writing(self) -> None:
+            pass
+
+    async def test() -> None:
+        from liaison.server.transports.contract import LoopInbox
+
+        connection = Recording(LoopInbox(asyncio.get_running_loop()), 10_000, 60.0)
+        held: list[int] = []
+
+        def hold(data: Any, sink: Any) -> None:
+            held.append(sink.hold_arriving())
+
+        for _ in range(3):
+            connection.take("x" * (QUEUED_REQUESTS_MAX_BYTES // 2), hold)  # stays running
+            big = held.pop()
+            for _ in range(40):  # quick commands, answered before the next large one
+                connection.take("y", hold)
+                connection.send(b"{}", held.pop())
+            held.insert(0, big)
+        assert connection._queued_bytes == 3 * (QUEUED_REQUESTS_MAX_BYTES // 2)
+        assert connection._crowded()
+        for size in held:
+            connection.send(b"{}", size)
+        assert connection._queued_bytes == 0 and not connection._crowded()
 
     asyncio.run(test())
 
@@ -290,10 +327,11 @@ def test_a_cancel_that_answers_a_queued_message_releases_its_bytes() -> None:
         from liaison.server.transports.contract import LoopInbox
 
         connection = Recording(LoopInbox(asyncio.get_running_loop()), 10, 60.0)
-        connection.take("x" * 100, lambda data, sink: None)  # queued
+        held: list[int] = []
+        connection.take("x" * 100, lambda data, sink: held.append(sink.hold_arriving()))
 
         def cancel(data: Any, sink: Any) -> None:  # the cancelled job replies, then cancel
-            sink.send(b"{}")
+            sink.send(b"{}", held[0])
             sink.send(b"{}")
 
         connection.take("cancel", cancel)

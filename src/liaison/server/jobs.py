@@ -99,12 +99,15 @@ def current_sink() -> Sink | None:
 class Job:
     """One request on its way to its single reply."""
 
-    __slots__ = ("_lock", "cancel_timeout", "interrupted_by", "key", "on_done", "request",
-                 "sink", "state", "task", "thread")  # fmt: skip
+    __slots__ = ("_lock", "cancel_timeout", "held", "interrupted_by", "key", "on_done",
+                 "request", "sink", "state", "task", "thread")  # fmt: skip
 
     def __init__(self, request: Request, sink: Sink) -> None:
         self.request = request
         self.sink = sink
+        # Bytes of the job's message that its connection counts until the reply
+        # (Sink.hold_arriving, called as the message is handled): the reply gives them back.
+        self.held = sink.hold_arriving()
         self.state: JobState = QUEUED
         self.interrupted_by: type[Interrupted] | None = None  # set once, while it runs
         self.thread: int | None = None
@@ -138,7 +141,7 @@ class Job:
         self.request = self.request.released()
         if self.on_done is not None:
             self.on_done(self)
-        self.sink.send(data)
+        self.sink.send(data, self.held)
         return True
 
     def fail(self, error: BaseException) -> bool:

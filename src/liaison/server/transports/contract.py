@@ -100,8 +100,14 @@ class Sink(Protocol):
 
     immediate_pushes: bool  # see push_unsolicited
 
-    def send(self, data: bytes | bytearray) -> None:
-        """Queue the final reply to one of the client's messages."""
+    def send(self, data: bytes | bytearray, held: int = 0) -> None:
+        """Queue the final reply to one of the client's messages; ``held``: what
+        :meth:`hold_arriving` returned for it (its bytes count until this reply)."""
+
+    def hold_arriving(self) -> int:
+        """Count the message being handled as held by a job until its reply, and return
+        its size in bytes for :meth:`send` (0 outside the handling of a message, or if
+        counted already). Called on the I/O thread, by the job's intake."""
 
     def push(self, data: bytes | bytearray) -> None:
         """Queue a message of a running command of this client (progress, partial)."""
@@ -280,10 +286,12 @@ class QueuedConnection:
         self._max_pending = max_pending
         self._read_timeout = read_timeout
         self._unanswered = 0
-        # Sizes of the messages queued for a command, oldest first, and their sum; paired
-        # with replies in arrival order (exact unless concurrent commands overtake).
-        self._queued_sizes: collections.deque[int] = collections.deque()
+        # Bytes of the messages held by a job (queued, running or concurrent) until its
+        # reply; each reply gives back exactly its own message's (hold_arriving, send):
+        # paired by arrival order instead, a concurrent command's large message was given
+        # back by a quick command's reply, and such messages grew memory without bound.
         self._queued_bytes = 0
+        self._arriving = 0  # size of the message being handled, until a job holds it
         self._handling = False  # on_message runs: a reply made now is the message's own
         self._reading_paused = False
         self._written = 0  # messages that left the outbox: the client's progress
@@ -301,9 +309,27 @@ class QueuedConnection:
         """Nothing more is sent to this client."""
         return self._state is not OPEN
 
-    def send(self, data: bytes | bytearray) -> None:
-        """Queue the final reply to a message this connection sent (any thread)."""
+    def send(self, data: bytes | bytearray, held: int = 0) -> None:
+        """Queue the final reply to a message this connection sent (any thread); ``held``:
+        what :meth:`hold_arriving` returned for that message."""
+        if held:
+            # Given back before the reply is queued (the inbox runs calls in order), so
+            # that the reply leaving for the wire can resume reading.
+            if threading.get_ident() == self._loop_thread:
+                self._queued_bytes -= held
+            else:
+                self._inbox.put(self._give_back, held)
         self._call(self._enqueue_reply, data)
+
+    def hold_arriving(self) -> int:
+        """See :meth:`Sink.hold_arriving` (I/O thread)."""
+        size = self._arriving
+        self._arriving = 0
+        self._queued_bytes += size
+        return size
+
+    def _give_back(self, held: int) -> None:
+        self._queued_bytes -= held
 
     def push(self, data: bytes | bytearray) -> None:
         """Queue a message of a running command: progress, partial (any thread)."""
@@ -346,20 +372,13 @@ class QueuedConnection:
     def take(self, data: str | bytes, on_message: Callable[[str | bytes, Any], None]) -> None:
         """Hand one message read from the peer to ``on_message``."""
         self._unanswered += 1
-        unanswered = self._unanswered
+        self._arriving = len(data)  # for a job to hold (hold_arriving)
         self._handling = True
         try:
             on_message(data, self)
         finally:
             self._handling = False
-        answered = unanswered - self._unanswered  # replies made while it was handled
-        if not answered:  # queued for a command: counted until its reply
-            size = len(data)
-            self._queued_sizes.append(size)
-            self._queued_bytes += size
-        elif answered > 1:  # it also answered queued ones (a `cancel`)
-            for _ in range(min(answered - 1, len(self._queued_sizes))):
-                self._queued_bytes -= self._queued_sizes.popleft()
+            self._arriving = 0
 
     def take_invalid(self, reply: bytes) -> None:
         """Answer a message read from the peer that could not be framed with ``reply``."""
@@ -472,8 +491,6 @@ class QueuedConnection:
 
     def _enqueue_reply(self, data: bytes | bytearray) -> None:
         self._unanswered -= 1
-        if not self._handling and self._queued_sizes:  # while handling: see take
-            self._queued_bytes -= self._queued_sizes.popleft()
         self._enqueue(data)
         if self._held and not self._unanswered:
             self._release_held()

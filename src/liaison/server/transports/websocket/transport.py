@@ -129,10 +129,11 @@ class Connection(QueuedConnection):
     def __repr__(self) -> str:
         return f"<Connection {self.id} from {self.ws.remote_address}>"
 
-    def send(self, data: bytes | bytearray) -> None:
+    def send(self, data: bytes | bytearray, held: int = 0) -> None:
         """Queue the final reply to a message this connection sent (any thread)."""
         if (
             self._handling
+            and not held  # a job's reply: it gives its message's bytes back (super)
             and self._reply_now is None
             and not self._outbox
             and not self._sending
@@ -145,7 +146,7 @@ class Connection(QueuedConnection):
             if self._held and not self._unanswered:
                 self._release_held()  # after _reply_now: the reader sends that first
         else:
-            self._call(self._enqueue_reply, data)
+            super().send(data, held)
 
     def _start_writing(self) -> None:
         waiter = self._outbox_filled
