@@ -32,9 +32,13 @@ def start_tk_ticker(interval_ms: int = 20) -> str:
     count = _counter("tk")
 
     def tick() -> None:
-        count()
-        label.configure(text=str(_ticks["tk"]))
-        window.after(interval_ms, tick)
+        # Rescheduled whatever happens: an interrupt (cancel, timeout) that lands in this
+        # callback, run by a command pumping Tk, is printed by Tk and would end the ticker.
+        try:
+            count()
+            label.configure(text=str(_ticks["tk"]))
+        finally:
+            window.after(interval_ms, tick)
 
     window.after(interval_ms, tick)
     _kept.append(window)
