@@ -423,6 +423,26 @@ def require_tool(available: bool, env_var: str, reason: str) -> None:
     pytest.skip(reason)
 
 
+def descendants(pid: int) -> list[int]:
+    """The PIDs of ``pid``'s child processes, theirs, and so on (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except OSError:  # gone meanwhile
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def free_port() -> int:
     import socket
 
@@ -446,6 +466,6 @@ def load_script(name: str) -> Any:
 
 __all__: Sequence[str] = [
     "InProcessServer", "InProcessStdioClient", "LiaisonProcess", "RawClient", "StdioClient",
-    "free_port", "load_script", "require_tool", "spawn_liaison",
+    "descendants", "free_port", "load_script", "require_tool", "spawn_liaison",
     "stdout_when_the_launcher_dies",
 ]  # fmt: skip

@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from conftest import START, STOP, RawClient, free_port, spawn_liaison, stdout_when_the_launcher_dies
+from conftest import (
+    START,
+    STOP,
+    RawClient,
+    descendants,
+    free_port,
+    spawn_liaison,
+    stdout_when_the_launcher_dies,
+)
 
 
 def run_cli(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
@@ -91,14 +99,13 @@ def test_a_command_that_ignores_the_stop_is_abandoned_within_5_s_with_its_reply(
     assert process.stdout.endswith(f"{STOP}127.0.0.1:{process.port}".encode())
 
 
-def children_of(pid: int) -> list[str]:
-    """The command lines of ``pid``'s child processes."""
+def command_lines_under(pid: int) -> list[str]:
+    """The command lines of ``pid``'s descendant processes."""
     found = []
-    for entry in Path("/proc").iterdir():
+    for child in descendants(pid):
         try:
-            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append((entry / "cmdline").read_text().replace("\0", " "))
-        except (OSError, ValueError, IndexError):  # not a process, or gone meanwhile
+            found.append(Path(f"/proc/{child}/cmdline").read_text().replace("\0", " "))
+        except OSError:  # gone meanwhile
             continue
     return found
 
@@ -118,12 +125,12 @@ def test_where_no_watchdog_process_can_start_a_stubborn_command_is_still_abandon
     # process started (or not) included.
     usual = spawn_liaison()
     assert RawClient(usual.url).call("run", "remote_helpers:echo", "started") == "started"
-    assert any("stop_deadline.py" in child for child in children_of(usual.process.pid))
+    assert any("stop_deadline.py" in child for child in command_lines_under(usual.process.pid))
     assert usual.stop() == 0
     process = spawn_liaison(launch=("-c", WITHOUT_POSIX_SPAWN))
     client = RawClient(process.url)
     assert client.call("run", "remote_helpers:echo", "started") == "started"
-    assert children_of(process.process.pid) == []
+    assert command_lines_under(process.process.pid) == []
     client.send(
         client.command("run", "remote_helpers:stubborn_sleep", 60, "running", id="stubborn")
     )

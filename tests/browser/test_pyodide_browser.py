@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from conftest import require_tool
+from conftest import descendants, require_tool
 
 pytestmark = pytest.mark.slow  # each boots Pyodide in Chromium: seconds
 
@@ -105,29 +105,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             server.server_close()
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def _python_processes_under(pid: int) -> list[str]:
     """The command lines of the Python processes among ``pid``'s descendants."""
     found = []
-    for child in _descendants(pid):
+    for child in descendants(pid):
         try:
             exe = os.path.basename(os.readlink(f"/proc/{child}/exe"))
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -160,7 +141,7 @@ def python_free_browser(browser: Any) -> Iterator[Any]:
         stop.set()
         watcher.join()
         browser.set_script_timeout(20)
-    assert _descendants(driver_pid), "the browser's processes were seen"
+    assert descendants(driver_pid), "the browser's processes were seen"
     assert seen == [], f"Python processes under the browser: {seen}"
 
 

@@ -23,6 +23,7 @@ from liaison.server.transports.contract import (
     OUTBOX_HIGH_WATER_BYTES,
     QUEUED_REQUESTS_MAX_BYTES,
     ConnectionState,
+    LoopInbox,
     QueuedConnection,
     TransportHandlers,
 )
@@ -257,16 +258,22 @@ def test_a_stdio_peer_that_reads_nothing_stops_the_liaison_after_the_read_timeou
     asyncio.run(test())
 
 
+class _Recording(QueuedConnection):
+    """A queued connection that writes nothing: its counts, by plain calls."""
+
+    def _start_writing(self) -> None:
+        pass
+
+
+def recording_connection(max_pending: int) -> QueuedConnection:
+    """On the running loop's thread (call it inside asyncio.run)."""
+    return _Recording(LoopInbox(asyncio.get_running_loop()), max_pending, 60.0)
+
+
 @pytest.mark.parametrize("reply_at_once", [True, False])
 def test_only_messages_held_by_a_job_count_as_queued_bytes(reply_at_once: bool) -> None:
-    class Recording(QueuedConnection):
-        def _start_writing(self) -> None:
-            pass
-
     async def test() -> None:
-        from liaison.server.transports.contract import LoopInbox
-
-        connection = Recording(LoopInbox(asyncio.get_running_loop()), 10, 60.0)
+        connection = recording_connection(max_pending=10)
         held: list[int] = []
 
         def on_message(data: Any, sink: Any) -> None:
@@ -288,15 +295,9 @@ def test_only_messages_held_by_a_job_count_as_queued_bytes(reply_at_once: bool) 
 def test_each_reply_gives_back_its_own_messages_bytes_in_any_order() -> None:
     # Paired in arrival order, the reply of a quick command gave back the bytes of a
     # concurrent command's large message, still held: 20 such 8 MiB messages, each
-    # followed by 40 quick commands, held 209 MB with reading never paused.
-    class Recording(QueuedConnection):
-        def _start_writing(self) -> None:
-            pass
-
+    # followed by 40 quick commands, held 203 MB with reading never paused.
     async def test() -> None:
-        from liaison.server.transports.contract import LoopInbox
-
-        connection = Recording(LoopInbox(asyncio.get_running_loop()), 10_000, 60.0)
+        connection = recording_connection(max_pending=10_000)
         held: list[int] = []
 
         def hold(data: Any, sink: Any) -> None:
@@ -319,14 +320,8 @@ def test_each_reply_gives_back_its_own_messages_bytes_in_any_order() -> None:
 
 
 def test_a_cancel_that_answers_a_queued_message_releases_its_bytes() -> None:
-    class Recording(QueuedConnection):
-        def _start_writing(self) -> None:
-            pass
-
     async def test() -> None:
-        from liaison.server.transports.contract import LoopInbox
-
-        connection = Recording(LoopInbox(asyncio.get_running_loop()), 10, 60.0)
+        connection = recording_connection(max_pending=10)
         held: list[int] = []
         connection.take("x" * 100, lambda data, sink: held.append(sink.hold_arriving()))
 
